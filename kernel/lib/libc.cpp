@@ -1,0 +1,52 @@
+// The few C symbols GCC may emit calls to even in freestanding mode (it lowers
+// struct copies and zeroing to memcpy/memset; GCC manual, "Standards": a
+// freestanding environment must still provide memcpy, memmove, memset, memcmp).
+// Built only into the hypervisor; host tests use the system C library.
+
+#include <stddef.h>
+#include <stdint.h>
+
+extern "C" {
+
+void* memcpy(void* dst, const void* src, size_t n) {
+    auto* d = static_cast<uint8_t*>(dst);
+    auto* s = static_cast<const uint8_t*>(src);
+    asm volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n)::"memory");
+    return dst;
+}
+
+void* memmove(void* dst, const void* src, size_t n) {
+    auto* d = static_cast<uint8_t*>(dst);
+    auto* s = static_cast<const uint8_t*>(src);
+    if (d == s || n == 0) return dst;
+    if (d < s || d >= s + n) return memcpy(dst, src, n);
+    while (n--) d[n] = s[n];
+    return dst;
+}
+
+void* memset(void* dst, int c, size_t n) {
+    auto* d = static_cast<uint8_t*>(dst);
+    asm volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
+    return dst;
+}
+
+int memcmp(const void* a, const void* b, size_t n) {
+    auto* x = static_cast<const uint8_t*>(a);
+    auto* y = static_cast<const uint8_t*>(b);
+    for (size_t i = 0; i < n; ++i)
+        if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
+    return 0;
+}
+
+size_t strlen(const char* s) {
+    size_t n = 0;
+    while (s[n]) ++n;
+    return n;
+}
+
+// A pure virtual call means a bug; PhysReader is the only abstract class.
+[[noreturn]] void __cxa_pure_virtual() {
+    for (;;) asm volatile("cli; hlt");
+}
+
+}  // extern "C"

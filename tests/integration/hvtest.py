@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""Boot the hypervisor in an emulator and check what its console prints.
+
+Each case in CASES is one ctest entry (`hvtest.py run CASE`). A run:
+  * starts QEMU or Bochs with the serial console going to a file,
+  * stops it after `timeout` seconds at the latest (a hang fails the case and
+    the console log is printed),
+  * parses the `hv.*` event lines (docs/console.md) and applies the case's checks.
+Only the Python standard library is used.
+"""
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+# ---------------------------------------------------------------------------
+# Console parsing
+
+EVENT_RE = re.compile(r'^(hv\.[A-Za-z0-9_.]+)((?: [A-Za-z0-9_]+=(?:"(?:[^"\\]|\\.)*"|\S*))*)\s*$')
+FIELD_RE = re.compile(r' ([A-Za-z0-9_]+)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def unquote(v):
+    if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+        v = v[1:-1]
+        v = re.sub(r'\\x([0-9a-f]{2})', lambda m: chr(int(m.group(1), 16)), v)
+        v = re.sub(r'\\(.)', r'\1', v)
+    return v
+
+
+def parse_events(text):
+    """Returns [(event, {key: value})] for every well-formed hv.* line."""
+    events = []
+    for raw in text.splitlines():
+        line = raw.rstrip('\r')
+        m = EVENT_RE.match(line)
+        if not m:
+            continue
+        fields = {k: unquote(v) for k, v in FIELD_RE.findall(m.group(2))}
+        events.append((m.group(1), fields))
+    return events
+
+
+class Console:
+    def __init__(self, text, exit_code, timed_out, wall, marks):
+        self.text = text
+        self.events = parse_events(text)
+        self.exit_code = exit_code
+        self.timed_out = timed_out
+        self.wall = wall          # seconds the emulator ran
+        self.marks = marks        # {event: seconds after start when first seen}
+
+    def all(self, name, **match):
+        return [f for e, f in self.events if e == name and all(f.get(k) == str(v) for k, v in match.items())]
+
+    def one(self, name, **match):
+        found = self.all(name, **match)
+        if not found:
+            raise CheckFailed(f"no {name} line matching {match}")
+        return found[-1]
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def expect(cond, msg):
+    if not cond:
+        raise CheckFailed(msg)
+
+
+# ---------------------------------------------------------------------------
+# Emulators
+
+def find_ovmf():
+    for code, vars_ in [("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
+                        ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd")]:
+        if os.path.exists(code) and os.path.exists(vars_):
+            return code, vars_
+    return None, None
+
+
+def qemu_command(case, build, workdir, serial):
+    cmd = ["qemu-system-x86_64", "-machine", "pc", "-cpu", case.get("cpu", "max"),
+           "-smp", str(case["cpus"]), "-m", f"{case['mem']}M",
+           "-display", "none", "-monitor", "none", "-no-reboot",
+           "-serial", f"file:{serial}",
+           "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+    boot = case["boot"]
+    if boot == "kernel":
+        cmd += ["-kernel", os.path.join(build, "kernel", "hv.elf"),
+                "-append", " ".join(([] if case.get("idle") else ["hv.test_exit=1"]) + case.get("append", []))]
+    elif boot in ("iso", "uefi"):
+        cmd += ["-cdrom", os.path.join(build, "hv-test.iso")]
+        if boot == "uefi":
+            code, vars_ = find_ovmf()
+            if not code:
+                raise CheckFailed("OVMF firmware not installed (Debian package ovmf)")
+            vars_copy = os.path.join(workdir, "OVMF_VARS.fd")
+            shutil.copy(vars_, vars_copy)
+            cmd += ["-drive", f"if=pflash,format=raw,readonly=on,file={code}",
+                    "-drive", f"if=pflash,format=raw,file={vars_copy}"]
+    else:
+        raise ValueError(boot)
+    return cmd
+
+
+BOCHSRC = """\
+megs: {mem}
+cpu: model=corei7_skylake_x, count={cpus}, ips={ips}, reset_on_triple_fault=0
+romimage: file=/usr/share/bochs/BIOS-bochs-latest
+vgaromimage: file=/usr/share/vgabios/vgabios.bin
+ata0-master: type=cdrom, path={iso}, status=inserted
+boot: cdrom
+com1: enabled=1, mode=file, dev={serial}
+clock: sync=none, time0=946684800
+display_library: term
+log: {log}
+panic: action=fatal
+error: action=report
+info: action=ignore
+debug: action=ignore
+"""
+
+# Bochs instructions per emulated second. With clock sync=none the emulated
+# time (and RDTSC) advance with executed instructions only, so runs are
+# deterministic; this sets how many instructions one emulated second is.
+BOCHS_IPS = 50_000_000
+
+
+def bochs_command(case, build, workdir, serial):
+    rc = os.path.join(workdir, "bochsrc")
+    with open(rc, "w") as f:
+        f.write(BOCHSRC.format(mem=case["mem"], cpus=case["cpus"], ips=BOCHS_IPS,
+                               iso=os.path.join(build, "hv-test.iso"), serial=serial,
+                               log=os.path.join(workdir, "bochs.log")))
+    cmds = os.path.join(workdir, "bochs.cmds")
+    with open(cmds, "w") as f:
+        f.write("c\n")  # Debian's Bochs has the debugger built in: just continue
+    return ["bochs", "-q", "-f", rc, "-rc", cmds]
+
+
+def run_emulator(case, build):
+    workdir = tempfile.mkdtemp(prefix=f"hvtest-{case['name']}-")
+    serial = os.path.join(workdir, "serial.log")
+    open(serial, "w").close()
+    if case["emulator"] == "qemu":
+        cmd = qemu_command(case, build, workdir, serial)
+    else:
+        cmd = bochs_command(case, build, workdir, serial)
+    env = dict(os.environ, TERM=os.environ.get("TERM") or "xterm")
+    print("+", " ".join(shlex.quote(c) for c in cmd), flush=True)
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL, stdout=open(os.path.join(workdir, "stdout.log"), "w"),
+                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    marks = {}
+    timed_out = False
+    pos = 0
+    pending = ""
+    while True:
+        try:
+            code = proc.wait(timeout=0.02)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        with open(serial, "r", errors="replace") as f:
+            f.seek(pos)
+            chunk = f.read()
+            pos = f.tell()
+        pending += chunk
+        now = time.monotonic() - start
+        for line in pending.split("\n")[:-1]:
+            ev = line.split(" ", 1)[0].strip()
+            if ev.startswith("hv.") and ev not in marks:
+                marks[ev] = now
+        pending = pending.split("\n")[-1]
+        if now > case["timeout"]:
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGKILL)
+            code = proc.wait()
+            break
+    wall = time.monotonic() - start
+    with open(serial, "r", errors="replace") as f:
+        text = f.read()
+    for line in text.splitlines():
+        ev = line.split(" ", 1)[0].strip()
+        if ev.startswith("hv.") and ev not in marks:
+            marks[ev] = wall
+    return Console(text, code, timed_out, wall, marks), workdir
+
+
+# ---------------------------------------------------------------------------
+# Checks
+
+def check_summary(c, case):
+    expect(not c.timed_out, f"emulator did not end within {case['timeout']} s")
+    s = c.one("hv.summary")
+    cpus = case["cpus"]
+    expect(s["cpus_online"] == str(cpus), f"cpus_online={s['cpus_online']}, expected {cpus}")
+    expect(s["cpus_listed"] == str(cpus), f"cpus_listed={s['cpus_listed']}, expected {cpus}")
+    expect(s["cpus_failed"] == "0", f"cpus_failed={s['cpus_failed']}")
+    expect(s["status"] == "ok", f"status={s['status']} errors={s['errors']}")
+    online = c.all("hv.cpu", state="online")
+    expect(len(online) == cpus, f"{len(online)} hv.cpu state=online lines, expected {cpus}")
+    expect(sorted(int(f["index"]) for f in online) == list(range(cpus)), "CPU indices not 0..n-1")
+    # Memory: usable RAM as reported must be close to what the emulator was given
+    # (firmware keeps a few hundred KiB to a few MiB; QEMU's PCI hole only moves RAM).
+    mem_kib = case["mem"] * 1024
+    usable = int(s["mem_usable_kib"])
+    expect(0.90 * mem_kib <= usable <= mem_kib, f"mem_usable_kib={usable}, expected ~{mem_kib}")
+    expect(int(s["mem_free_kib"]) < usable, "free memory not below usable memory")
+    expect(c.one("hv.exit")["status"] == "success", "exit status not success")
+    if case["emulator"] == "qemu":
+        expect(c.exit_code == 1, f"QEMU exit code {c.exit_code}, expected 1 (isa-debug-exit status 0)")
+    return s
+
+
+def check_no_vmx(c, case):
+    s = check_summary(c, case)
+    expect(s["vmx_cpus"] == "0", "QEMU TCG reported VMX")
+    for i in range(case["cpus"]):
+        v = c.one("hv.vmx", cpu=i)
+        expect(v["vmx"] == "no" and v["reason"] == "cpuid_no_vmx", f"cpu {i}: {v}")
+
+
+def check_vmx(c, case):
+    s = check_summary(c, case)
+    n = str(case["cpus"])
+    for k in ("vmx_cpus", "ept_cpus", "vpid_cpus", "ug_cpus"):
+        expect(s[k] == n, f"{k}={s[k]}, expected {n}")
+    for i in range(case["cpus"]):
+        v = c.one("hv.vmx", cpu=i)
+        for k in ("vmx", "usable", "ept", "vpid", "unrestricted_guest", "preemption_timer", "ept_2m"):
+            expect(v.get(k) == "yes", f"cpu {i}: {k}={v.get(k)}")
+        expect(v["feature_control"] == "enabled", f"cpu {i}: feature_control={v['feature_control']}")
+
+
+def check_bad_madt(c, case):
+    expect(not c.timed_out, "emulator hung")
+    err = c.one("hv.error", component="acpi", what="table rejected")
+    expect(err["sig"] == "APIC" and err["code"] == "bad_checksum", f"wrong rejection: {err}")
+    s = c.one("hv.summary")
+    expect(s["status"] == "degraded", f"status={s['status']}")
+    expect(int(s["errors"]) >= 2, f"errors={s['errors']}")  # the rejection + 'no valid MADT'
+    expect(s["cpus_online"] == "1", "boot CPU should still run alone")
+    expect(c.one("hv.exit")["status"] == "failure", "degraded boot must end with failure status")
+    expect(c.exit_code == 3, f"QEMU exit code {c.exit_code}, expected 3 (status 1)")
+
+
+def check_mmap_overlap(c, case):
+    check_summary(c, case)
+    m = c.one("hv.mem")
+    expect(m["overlaps"] == "1", f"overlaps={m['overlaps']}")
+    w = [f for f in c.all("hv.log", level="warn", component="mem") if "overlapping" in f["msg"]]
+    expect(w, "no warning about the overlapping memory map")
+
+
+def check_exception(vector, name, cr2=None):
+    def check(c, case):
+        expect(not c.timed_out, "CPU exception was not reported: emulator hung")
+        e = c.one("hv.exception")
+        expect(e["vector"] == str(vector) and e["name"] == name, f"wrong exception: {e}")
+        expect(e["cpu"] == "0", "exception on the wrong CPU")
+        if cr2 is not None:
+            expect(int(e["cr2"], 16) == cr2, f"cr2={e['cr2']}")
+        regs = c.all("hv.regs", cpu=0)
+        expect(len(regs) == 2 and "rax" in regs[0] and "r15" in regs[1], "register dump missing")
+        bt = c.all("hv.backtrace", cpu=0)
+        expect(len(bt) >= 2, f"backtrace has {len(bt)} frames, expected the faulting RIP and callers")
+        expect(bt[0]["rip"] == e["rip"], "backtrace frame 0 is not the faulting RIP")
+        expect(c.one("hv.cpu.halted")["reason"] == "exception", "CPU not reported halted")
+        expect(c.one("hv.exit")["status"] == "failure", "exit status not failure")
+        expect(c.exit_code == 3, f"QEMU exit code {c.exit_code}, expected 3")
+    return check
+
+
+def check_unknown_option(c, case):
+    check_summary(c, case)
+    w = [f for f in c.all("hv.log", level="warn", component="cmdline") if "hv.bogus_option" in f["msg"]]
+    expect(w, "unknown hv.* option not reported")
+
+
+def check_hang_detected(c, case):
+    # Without hv.test_exit the hypervisor idles forever after its summary: the
+    # harness must notice, kill the emulator and say so.
+    expect(c.timed_out, "the emulator should still have been running")
+    expect(c.one("hv.idle"), "no idle line")
+
+
+CASES = {}
+
+
+def case(name, check, **kw):
+    kw["name"] = name
+    kw["check"] = check
+    kw.setdefault("timeout", 60)
+    CASES[name] = kw
+
+
+# QEMU TCG: boot paths, CPU counts and memory sizes (issue #2).
+case("qemu_iso_1cpu_128m", check_no_vmx, emulator="qemu", boot="iso", cpus=1, mem=128)
+case("qemu_kernel_2cpu_1g", check_no_vmx, emulator="qemu", boot="kernel", cpus=2, mem=1024)
+case("qemu_iso_8cpu_4g", check_no_vmx, emulator="qemu", boot="iso", cpus=8, mem=4096)
+case("qemu_kernel_8cpu_128m_qemu64", check_no_vmx, emulator="qemu", boot="kernel", cpus=8, mem=128, cpu="qemu64")
+case("qemu_uefi_2cpu_1g", check_no_vmx, emulator="qemu", boot="uefi", cpus=2, mem=1024, timeout=120)
+case("qemu_uefi_1cpu_4g", check_no_vmx, emulator="qemu", boot="uefi", cpus=1, mem=4096, timeout=120)
+# Broken input and failure paths.
+case("qemu_bad_madt_checksum", check_bad_madt, emulator="qemu", boot="kernel", cpus=2, mem=256,
+     append=["hv.inject=madt-checksum"])
+case("qemu_mmap_overlap", check_mmap_overlap, emulator="qemu", boot="kernel", cpus=1, mem=256,
+     append=["hv.inject=mmap-overlap"])
+case("qemu_exception_ud", check_exception(6, "#UD"), emulator="qemu", boot="kernel", cpus=2, mem=256,
+     append=["hv.inject=exception-ud"])
+case("qemu_exception_pf", check_exception(14, "#PF", cr2=0x8), emulator="qemu", boot="kernel", cpus=1, mem=256,
+     append=["hv.inject=exception-pf"])
+case("qemu_unknown_option", check_unknown_option, emulator="qemu", boot="kernel", cpus=1, mem=128,
+     append=["hv.bogus_option=1"])
+# Bochs (VMX with EPT): every CPU online, VMX features present on each.
+case("bochs_1cpu", check_vmx, emulator="bochs", boot="iso", cpus=1, mem=256, timeout=300)
+case("bochs_4cpu", check_vmx, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=400)
+
+
+def harness_hang_case(build):
+    c = dict(name="harness_detects_hang", emulator="qemu", boot="kernel", cpus=1, mem=128, timeout=8,
+             check=check_hang_detected, idle=True)
+    return c
+
+
+def run_case(c, build, keep):
+    try:
+        console, workdir = run_emulator(c, build)
+    except CheckFailed as e:
+        print(f"FAIL {c['name']}: {e}")
+        return 1
+    summary = ", ".join(f"{k}={v:.2f}s" for k, v in sorted(console.marks.items(), key=lambda kv: kv[1])
+                        if k in ("hv.boot", "hv.summary", "hv.exit"))
+    print(f"emulator ran {console.wall:.2f}s, exit code {console.exit_code}, timed out: {console.timed_out}; {summary}")
+    try:
+        c["check"](console, c)
+    except CheckFailed as e:
+        print(f"FAIL {c['name']}: {e}\n--- console ({workdir}/serial.log) ---")
+        print(console.text[-12000:])
+        stdout = os.path.join(workdir, "stdout.log")
+        if os.path.exists(stdout):
+            print("--- emulator output (tail) ---")
+            print(open(stdout, errors="replace").read()[-3000:])
+        return 1
+    print(f"PASS {c['name']}")
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="CMake build directory")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory with the logs")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="list the cases")
+    r = sub.add_parser("run", help="run one case")
+    r.add_argument("case")
+    a = ap.parse_args()
+    cases = dict(CASES)
+    hang = harness_hang_case(a.build)
+    cases[hang["name"]] = hang
+    if a.cmd == "list":
+        for n in cases:
+            print(n)
+        return 0
+    if a.case not in cases:
+        print(f"unknown case {a.case}; see 'list'")
+        return 2
+    return run_case(cases[a.case], os.path.abspath(a.build), a.keep)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

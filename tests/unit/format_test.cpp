@@ -1,0 +1,84 @@
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "kernel/lib/cmdline.hpp"
+#include "kernel/lib/format.hpp"
+
+using hv::Cmdline;
+using hv::Line;
+
+TEST(Format, IntegersHexAndPadding) {
+    char buf[64];
+    hv::format(buf, sizeof buf, "%d|%u|%x|%X|%5d|%-4u|%08llx", -42, 7u, 0xabcu, 0xabcu, 12, 3u, 0x1234ull);
+    EXPECT_STREQ(buf, "-42|7|abc|ABC|   12|3   |00001234");
+}
+
+TEST(Format, StringsPointersAndPercent) {
+    char buf[64];
+    hv::format(buf, sizeof buf, "%s %c %% %p %s", "hi", 'x', reinterpret_cast<void*>(0x10), static_cast<const char*>(nullptr));
+    EXPECT_STREQ(buf, "hi x % 0x10 (null)");
+}
+
+TEST(Format, TruncatesWithoutOverflow) {
+    char buf[6];
+    size_t n = hv::format(buf, sizeof buf, "%s", "abcdefgh");
+    EXPECT_EQ(n, 5u);
+    EXPECT_STREQ(buf, "abcde");
+}
+
+TEST(Format, MinimumInt64) {
+    char buf[32];
+    hv::format(buf, sizeof buf, "%lld", static_cast<long long>(INT64_MIN));
+    EXPECT_STREQ(buf, "-9223372036854775808");
+}
+
+TEST(Line, EventWithTypedFields) {
+    Line l("summary");
+    l.u("cpus", 4).x("addr", 0xfee00000).b("vmx", true).s("status", "ok").i("delta", -3);
+    EXPECT_STREQ(l.c_str(), "hv.summary cpus=4 addr=0xfee00000 vmx=yes status=ok delta=-3");
+}
+
+TEST(Line, QuotesAndEscapesStrings) {
+    Line l("log");
+    l.s("msg", "a \"b\" c\\d").s("empty", "").s("ctl", "x\ny");
+    EXPECT_STREQ(l.c_str(), R"(hv.log msg="a \"b\" c\\d" empty="" ctl="x\x0ay")");
+}
+
+TEST(Line, TruncatesLongLines) {
+    Line l("x");
+    std::string big(1000, 'a');
+    l.s("v", big.c_str());
+    EXPECT_TRUE(l.truncated());
+    EXPECT_EQ(l.size(), Line::kCapacity);
+}
+
+TEST(Cmdline, KeysValuesFlagsAndLists) {
+    Cmdline c("hv.test_exit=1  hv.dump=acpi,mbi quiet hv.x=no hv.x=yes");
+    char v[16];
+    EXPECT_TRUE(c.has("quiet"));
+    EXPECT_TRUE(c.flag("quiet"));
+    EXPECT_TRUE(c.flag("hv.test_exit"));
+    EXPECT_TRUE(c.flag("hv.x"));  // last occurrence wins
+    EXPECT_FALSE(c.has("hv.dum"));
+    EXPECT_TRUE(c.get("hv.dump", v, sizeof v));
+    EXPECT_STREQ(v, "acpi,mbi");
+    EXPECT_TRUE(c.list_contains("hv.dump", "mbi"));
+    EXPECT_FALSE(c.list_contains("hv.dump", "acp"));
+    EXPECT_FALSE(c.get("missing", v, sizeof v));
+}
+
+TEST(Cmdline, ValueCutToCapacity) {
+    Cmdline c("k=0123456789");
+    char v[5];
+    ASSERT_TRUE(c.get("k", v, sizeof v));
+    EXPECT_STREQ(v, "0123");
+}
+
+TEST(Cmdline, EmptyAndNull) {
+    Cmdline a(nullptr), b("   ");
+    int n = 0;
+    a.for_each([&](const hv::CmdlineToken&) { return ++n, true; });
+    b.for_each([&](const hv::CmdlineToken&) { return ++n, true; });
+    EXPECT_EQ(n, 0);
+}
