@@ -317,8 +317,17 @@ namespace {
 
     char max_cpus_text[12] = {};
     uint32_t max_cpus = 0;
-    if (cmd.get("hv.max_cpus", max_cpus_text, sizeof max_cpus_text))
-        for (char* p = max_cpus_text; *p >= '0' && *p <= '9'; ++p) max_cpus = max_cpus * 10 + static_cast<uint32_t>(*p - '0');
+    if (cmd.get("hv.max_cpus", max_cpus_text, sizeof max_cpus_text)) {
+        bool valid = max_cpus_text[0] != '\0';
+        for (char* p = max_cpus_text; *p && valid; ++p) {
+            if (*p < '0' || *p > '9' || max_cpus > 100000) valid = false;
+            else max_cpus = max_cpus * 10 + static_cast<uint32_t>(*p - '0');
+        }
+        if (!valid) {
+            log::warn("cmdline", "hv.max_cpus=%s is not a CPU count; starting all CPUs", max_cpus_text);
+            max_cpus = 0;
+        }
+    }
 
     cpu::SmpReport smp{1, 1, 0};
     if (g_have_madt) {

@@ -150,7 +150,7 @@ def bochs_command(case, build, workdir, serial):
     return ["bochs", "-q", "-f", rc, "-rc", cmds]
 
 
-def run_emulator(case, build):
+def run_emulator(case, build, verbose=True):
     workdir = tempfile.mkdtemp(prefix=f"hvtest-{case['name']}-")
     serial = os.path.join(workdir, "serial.log")
     open(serial, "w").close()
@@ -159,7 +159,8 @@ def run_emulator(case, build):
     else:
         cmd = bochs_command(case, build, workdir, serial)
     env = dict(os.environ, TERM=os.environ.get("TERM") or "xterm")
-    print("+", " ".join(shlex.quote(c) for c in cmd), flush=True)
+    if verbose:
+        print("+", " ".join(shlex.quote(c) for c in cmd), flush=True)
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL, stdout=open(os.path.join(workdir, "stdout.log"), "w"),
                             stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -290,6 +291,17 @@ def check_unknown_option(c, case):
     expect(w, "unknown hv.* option not reported")
 
 
+def check_max_cpus(c, case):
+    expect(not c.timed_out, "emulator hung")
+    s = c.one("hv.summary")
+    expect(s["cpus_listed"] == str(case["cpus"]), f"cpus_listed={s['cpus_listed']}")
+    expect(s["cpus_online"] == "2", f"hv.max_cpus=2 but cpus_online={s['cpus_online']}")
+    expect(len(c.all("hv.cpu", state="online")) == 2, "wrong number of hv.cpu lines")
+    expect(s["status"] == "ok", f"status={s['status']}")
+    w = [f for f in c.all("hv.log", level="warn", component="cmdline") if "hv.max_cpus" in f["msg"]]
+    expect(not w, "valid hv.max_cpus was warned about")
+
+
 def check_hang_detected(c, case):
     # Without hv.test_exit the hypervisor idles forever after its summary: the
     # harness must notice, kill the emulator and say so.
@@ -325,6 +337,8 @@ case("qemu_exception_pf", check_exception(14, "#PF", cr2=0x8), emulator="qemu", 
      append=["hv.inject=exception-pf"])
 case("qemu_unknown_option", check_unknown_option, emulator="qemu", boot="kernel", cpus=1, mem=128,
      append=["hv.bogus_option=1"])
+case("qemu_max_cpus", check_max_cpus, emulator="qemu", boot="kernel", cpus=4, mem=128,
+     append=["hv.max_cpus=2"])
 # Bochs (VMX with EPT): every CPU online, VMX features present on each.
 case("bochs_1cpu", check_vmx, emulator="bochs", boot="iso", cpus=1, mem=256, timeout=300)
 case("bochs_4cpu", check_vmx, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=400)
@@ -367,12 +381,21 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directory with the logs")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list the cases")
+    b = sub.add_parser("bochsrc", help="print a Bochs configuration (used by tools/hv run)")
+    b.add_argument("--cpus", type=int, default=1)
+    b.add_argument("--mem", type=int, default=256)
+    b.add_argument("--iso", required=True)
+    b.add_argument("--serial", required=True)
+    b.add_argument("--log", required=True)
     r = sub.add_parser("run", help="run one case")
     r.add_argument("case")
     a = ap.parse_args()
     cases = dict(CASES)
     hang = harness_hang_case(a.build)
     cases[hang["name"]] = hang
+    if a.cmd == "bochsrc":
+        print(BOCHSRC.format(mem=a.mem, cpus=a.cpus, ips=BOCHS_IPS, iso=a.iso, serial=a.serial, log=a.log), end="")
+        return 0
     if a.cmd == "list":
         for n in cases:
             print(n)
