@@ -335,7 +335,8 @@ namespace {
         for (size_t i = 0; i < g_madt.cpu_count; ++i) listed_bsp |= g_madt.cpus[i].apic_id == bsp.apic_id;
         if (!listed_bsp) log::warn("smp", "boot CPU (APIC id %u) is not in the MADT", bsp.apic_id);
         smp = cpu::start_aps(g_madt, bsp.apic_id,
-                             cpu::SmpOptions{g_trampoline, tsc.hz, cmd.list_contains("hv.dump", "vmx"), max_cpus});
+                             cpu::SmpOptions{g_trampoline, tsc.hz, cmd.list_contains("hv.dump", "vmx"), max_cpus,
+                                             cmd.list_contains("hv.inject", "ap-hang")});
     }
 
     size_t vmx_cpus = 0, ept = 0, vpid = 0, ug = 0;

@@ -47,6 +47,12 @@ CpuState wait_state(PerCpu& pc, uint64_t ticks) {
     }
 }
 
+bool is_last_usable(const acpi::Madt& madt, size_t index, uint32_t bsp_apic_id) {
+    for (size_t j = index + 1; j < madt.cpu_count; ++j)
+        if ((madt.cpus[j].enabled || madt.cpus[j].online_capable) && madt.cpus[j].apic_id != bsp_apic_id) return false;
+    return true;
+}
+
 }  // namespace
 
 void report_cpu(const PerCpu& pc, const char* reason) {
@@ -109,6 +115,17 @@ SmpReport start_aps(const acpi::Madt& madt, uint32_t bsp_apic_id, const SmpOptio
         tramp_store<uint64_t>(page, ap_tramp_arg, reinterpret_cast<uint64_t>(&pc));
         __atomic_store_n(&pc.state, CpuState::starting, __ATOMIC_RELEASE);
 
+        // Test hook (hv.inject=ap-hang): the last listed AP gets `cli; hlt; jmp $-1`
+        // in place of the trampoline, so it never reports: the timeout path must
+        // report it, park it in INIT and carry on.
+        uint8_t saved[4];
+        bool hang = opt.inject_ap_hang && is_last_usable(madt, i, bsp_apic_id);
+        if (hang) {
+            static const uint8_t kHaltLoop[4] = {0xFA, 0xF4, 0xEB, 0xFD};
+            __builtin_memcpy(saved, page, sizeof saved);
+            __builtin_memcpy(page, kHaltLoop, sizeof kHaltLoop);
+        }
+
         auto vector = static_cast<uint8_t>(opt.trampoline_phys >> 12);
         bool sent = drv::Lapic::send_init(mc.apic_id).ok();
         if (sent) {
@@ -123,6 +140,7 @@ SmpReport start_aps(const acpi::Madt& madt, uint32_t bsp_apic_id, const SmpOptio
                 s = wait_state(pc, t100ms);
             }
         }
+        if (hang) __builtin_memcpy(page, saved, sizeof saved);
         if (s == CpuState::online) {
             // The BSP reports for the AP: one writer keeps the log in CPU order.
             report_cpu(pc, nullptr);

@@ -20,6 +20,7 @@ struct SmpOptions {
     uint64_t tsc_hz;
     bool dump_vmx_msrs;
     uint32_t max_cpus;          // 0 = all
+    bool inject_ap_hang;        // test hook: the last AP finds a halt loop instead of the trampoline
 };
 
 SmpReport start_aps(const acpi::Madt& madt, uint32_t bsp_apic_id, const SmpOptions& opt);

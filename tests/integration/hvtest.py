@@ -92,7 +92,7 @@ def find_ovmf():
 
 def qemu_command(case, build, workdir, serial):
     cmd = ["qemu-system-x86_64", "-machine", "pc", "-cpu", case.get("cpu", "max"),
-           "-smp", str(case["cpus"]), "-m", f"{case['mem']}M",
+           "-smp", case.get("smp", str(case["cpus"])), "-m", f"{case['mem']}M",
            "-display", "none", "-monitor", "none", "-no-reboot",
            "-serial", f"file:{serial}",
            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
@@ -101,7 +101,7 @@ def qemu_command(case, build, workdir, serial):
         cmd += ["-kernel", os.path.join(build, "kernel", "hv.elf"),
                 "-append", " ".join(([] if case.get("idle") else ["hv.test_exit=1"]) + case.get("append", []))]
     elif boot in ("iso", "uefi"):
-        cmd += ["-cdrom", os.path.join(build, "hv-test.iso")]
+        cmd += ["-cdrom", os.path.join(build, case.get("iso", "hv-test.iso"))]
         if boot == "uefi":
             code, vars_ = find_ovmf()
             if not code:
@@ -206,6 +206,9 @@ def run_emulator(case, build, verbose=True):
 def check_summary(c, case):
     expect(not c.timed_out, f"emulator did not end within {case['timeout']} s")
     s = c.one("hv.summary")
+    loader = c.one("hv.boot.loader")
+    protocol = case.get("protocol", 1 if case["boot"] == "kernel" else 2)
+    expect(loader["protocol"] == str(protocol), f"booted with multiboot {loader['protocol']}, expected {protocol}")
     cpus = case["cpus"]
     expect(s["cpus_online"] == str(cpus), f"cpus_online={s['cpus_online']}, expected {cpus}")
     expect(s["cpus_listed"] == str(cpus), f"cpus_listed={s['cpus_listed']}, expected {cpus}")
@@ -302,6 +305,28 @@ def check_max_cpus(c, case):
     expect(not w, "valid hv.max_cpus was warned about")
 
 
+def check_ap_hang(c, case):
+    expect(not c.timed_out, "a CPU that never starts hung the boot")
+    last = case["cpus"] - 1
+    f = c.one("hv.cpu", index=last)
+    expect(f["state"] == "failed" and f["reason"] == "timeout", f"CPU {last}: {f}")
+    expect(len(c.all("hv.cpu", state="online")) == case["cpus"] - 1, "the other CPUs should be online")
+    s = c.one("hv.summary")
+    expect(s["cpus_failed"] == "1" and s["cpus_online"] == str(case["cpus"] - 1), f"summary: {s}")
+    expect(s["status"] == "degraded", f"status={s['status']}")
+    expect([f for f in c.all("hv.log", level="error", component="smp") if "did not start" in f["msg"]],
+           "no error line for the CPU that did not start")
+    expect(c.exit_code == 3, f"QEMU exit code {c.exit_code}, expected 3")
+
+
+def check_hotplug_slots(c, case):
+    # -smp 2,maxcpus=4: QEMU lists 4 CPUs in the MADT, 2 of them disabled
+    # (hot-plug slots). Those must not be started or counted as failed.
+    check_summary(c, case)
+    m = c.one("hv.acpi.madt")
+    expect(m["cpus"] == "4" and m["usable_cpus"] == "2", f"madt: {m}")
+
+
 def check_hang_detected(c, case):
     # Without hv.test_exit the hypervisor idles forever after its summary: the
     # harness must notice, kill the emulator and say so.
@@ -339,6 +364,10 @@ case("qemu_unknown_option", check_unknown_option, emulator="qemu", boot="kernel"
      append=["hv.bogus_option=1"])
 case("qemu_max_cpus", check_max_cpus, emulator="qemu", boot="kernel", cpus=4, mem=128,
      append=["hv.max_cpus=2"])
+case("qemu_ap_hang", check_ap_hang, emulator="qemu", boot="kernel", cpus=4, mem=128, append=["hv.inject=ap-hang"])
+case("qemu_hotplug_slots", check_hotplug_slots, emulator="qemu", boot="kernel", cpus=2, mem=128, smp="2,maxcpus=4")
+case("qemu_grub_multiboot1", check_no_vmx, emulator="qemu", boot="iso", iso="hv-test-mb1.iso", cpus=2, mem=256,
+     protocol=1)
 # Bochs (VMX with EPT): every CPU online, VMX features present on each.
 case("bochs_1cpu", check_vmx, emulator="bochs", boot="iso", cpus=1, mem=256, timeout=300)
 case("bochs_4cpu", check_vmx, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=400)
