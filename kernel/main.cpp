@@ -151,6 +151,15 @@ void parse_acpi(const Cmdline& cmd, bool dump) {
         return;
     }
     if (dump && rsdp->phys) dump_bytes("rsdp", rsdp->phys, rsdp->revision >= 2 ? 36 : 20);
+    if (dump && !rsdp->phys) {
+        // The loader passed a copy; for test data also dump the firmware's own RSDP
+        // when a legacy BIOS area has one (absent under UEFI), so the BIOS scan is
+        // tested on every BIOS capture.
+        if (auto at = acpi::find_rsdp_bios(mm::phys_reader())) {
+            if (auto bios = acpi::parse_rsdp(mm::phys_reader(), *at))
+                dump_bytes("rsdp", *at, bios->revision >= 2 ? 36 : 20);
+        }
+    }
     if (dump) dump_bytes("bda", 0x400, 0x100);
     if (cmd.list_contains("hv.inject", "madt-checksum")) inject_madt_corruption(*rsdp);
 

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <string>
 
 #include "kernel/lib/cmdline.hpp"
@@ -81,4 +84,19 @@ TEST(Cmdline, EmptyAndNull) {
     a.for_each([&](const hv::CmdlineToken&) { return ++n, true; });
     b.for_each([&](const hv::CmdlineToken&) { return ++n, true; });
     EXPECT_EQ(n, 0);
+}
+
+#include "tests/unit/support/dump_reader.hpp"
+
+TEST(DumpReader, QuotedMetaValuesAreUnescaped) {
+    char path[] = "/tmp/hv-dump-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    std::string text = "hv.dump.meta loader=\"GRUB 2.06 \\\"x\\\"\\x41\" magic=0x36d76289\n";
+    ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+    close(fd);
+    auto r = hv::test::DumpReader::load(path);
+    unlink(path);
+    EXPECT_EQ(r.meta("loader").value_or(""), "GRUB 2.06 \"x\"A");
+    EXPECT_EQ(r.meta_number("magic").value_or(0), 0x36d76289u);
 }

@@ -10,17 +10,40 @@ namespace hv::test {
 
 namespace {
 
+// Splits `hv.event key=value key="quoted \"value\""` per docs/console.md:
+// quoted values may contain spaces and use \" \\ and \xNN escapes.
 std::map<std::string, std::string> parse_fields(const std::string& line) {
     std::map<std::string, std::string> out;
-    std::istringstream in(line);
-    std::string tok;
-    in >> tok;  // event name
-    while (in >> tok) {
-        auto eq = tok.find('=');
-        if (eq == std::string::npos) continue;
-        std::string v = tok.substr(eq + 1);
-        if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-        out[tok.substr(0, eq)] = v;
+    size_t i = line.find(' ');
+    while (i != std::string::npos && i < line.size()) {
+        while (i < line.size() && line[i] == ' ') ++i;
+        size_t eq = line.find('=', i);
+        if (eq == std::string::npos) break;
+        std::string key = line.substr(i, eq - i);
+        std::string value;
+        size_t j = eq + 1;
+        if (j < line.size() && line[j] == '"') {
+            for (++j; j < line.size() && line[j] != '"'; ++j) {
+                if (line[j] == '\\' && j + 1 < line.size()) {
+                    char c = line[++j];
+                    if (c == 'x' && j + 2 < line.size()) {
+                        value += static_cast<char>(std::stoi(line.substr(j + 1, 2), nullptr, 16));
+                        j += 2;
+                    } else {
+                        value += c;
+                    }
+                } else {
+                    value += line[j];
+                }
+            }
+            ++j;  // closing quote
+        } else {
+            size_t end = line.find(' ', j);
+            value = line.substr(j, end == std::string::npos ? std::string::npos : end - j);
+            j = end == std::string::npos ? line.size() : end;
+        }
+        out[key] = value;
+        i = j;
     }
     return out;
 }
