@@ -84,4 +84,6 @@ Result<void> Lapic::send_startup(uint32_t apic_id, uint8_t vector_page) {
 
 void Lapic::eoi() { write(kRegEoi, 0); }
 
+Result<void> Lapic::send_fixed(uint32_t apic_id, uint8_t vector) { return send_ipi(apic_id, vector | kIcrLevelAssert); }
+
 }  // namespace hv::drv

@@ -12,6 +12,7 @@
 #include "kernel/cpu/percpu.hpp"
 #include "kernel/cpu/smp.hpp"
 #include "kernel/cpu/x86.hpp"
+#include "kernel/guest/manager.hpp"
 #include "kernel/lib/bytes.hpp"
 #include "kernel/lib/cmdline.hpp"
 #include "kernel/log.hpp"
@@ -45,7 +46,7 @@ constinit uint64_t g_info = 0;
 
 // Keys this build understands (docs/cmdline.md). Anything else starting with
 // "hv." is reported, so a typo does not silently change nothing.
-constexpr const char* kKnownKeys[] = {"hv.test_exit", "hv.dump", "hv.inject", "hv.max_cpus"};
+constexpr const char* kKnownKeys[] = {"hv.test_exit", "hv.dump", "hv.inject", "hv.max_cpus", "hv.test_duration_ms"};
 
 void log_error(const char* component, const char* what, const Error& e) {
     Line l("error");
@@ -381,11 +382,44 @@ namespace {
         (void)value;
     }
 
-    if (test_exit_enabled()) platform_exit(ok ? ExitStatus::success : ExitStatus::failure);
-    Line idle("idle");
-    idle.u("cpus", smp.online);
-    log::emit(idle);
-    x86::halt_forever();
+    if (!guest::start_partitions(g_boot, tsc.hz)) {
+        if (test_exit_enabled()) platform_exit(ok ? ExitStatus::success : ExitStatus::failure);
+        Line idle("idle");
+        idle.u("cpus", smp.online);
+        log::emit(idle);
+        x86::halt_forever();
+    }
+
+    // The management loop: guests' output, stops and restarts. Under test it
+    // ends after hv.test_duration_ms (default 2000) of TSC time, or as soon as no
+    // guest is left to run.
+    uint64_t duration_ms = 2000;
+    char dur[16] = {};
+    if (cmd.get("hv.test_duration_ms", dur, sizeof dur)) {
+        uint64_t v = 0;
+        bool valid = dur[0] != '\0';
+        for (char* p = dur; *p && valid; ++p) {
+            if (*p < '0' || *p > '9' || v > 100'000'000) valid = false;
+            else v = v * 10 + static_cast<uint64_t>(*p - '0');
+        }
+        if (valid) duration_ms = v;
+        else log::warn("cmdline", "hv.test_duration_ms=%s is not a number of milliseconds; using 2000", dur);
+    }
+    uint64_t hz = tsc.hz ? tsc.hz : 3'000'000'000ull;
+    uint64_t deadline = x86::rdtsc() + hz / 1000 * duration_ms;
+    for (;;) {
+        uint64_t t = x86::rdtsc();
+        bool alive = guest::poll_partitions(t);
+        if (test_exit_enabled() && (t >= deadline || !alive)) {
+            guest::report_partitions();
+            Line end("partitions.end");
+            end.s("why", alive ? "duration" : "no_guest_left").u("errors", log::error_count())
+                .u("warnings", log::warning_count());
+            log::emit(end);
+            platform_exit(log::error_count() == 0 ? ExitStatus::success : ExitStatus::failure);
+        }
+        x86::pause();
+    }
 }
 
 }  // namespace

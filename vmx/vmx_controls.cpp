@@ -68,6 +68,9 @@ Result<VmcsControls> compute_controls(const RawCaps& raw) {
         {proc::MONITOR_EXITING, false, nullptr},
         // Performance counters are not virtualised: a guest must not read the host's.
         {proc::RDPMC_EXITING, false, nullptr},
+        // The guest's CR8 is virtual: the real TPR would let it mask the hypervisor's IPIs.
+        {proc::CR8_LOAD_EXITING, true, "processor control 'CR8-load exiting' unavailable"},
+        {proc::CR8_STORE_EXITING, true, "processor control 'CR8-store exiting' unavailable"},
         // EPT, VPID and unrestricted guest live in the secondary controls.
         {proc::ACTIVATE_SECONDARY_CONTROLS, true, "processor control 'activate secondary controls' unavailable"},
     };

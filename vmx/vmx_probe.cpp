@@ -58,6 +58,7 @@ void probe_this_cpu(cpu::PerCpu& pc, bool dump_msrs) {
         raw.true_entry = read(Msr::IA32_VMX_TRUE_ENTRY_CTLS);
     }
     pc.vmx = decode(raw);
+    pc.vmx_raw = raw;
 
     if (dump_msrs) {
         dump(pc.index, Msr::IA32_FEATURE_CONTROL, fc);

@@ -3,6 +3,7 @@
 // frame-pointer backtrace) and stop that CPU cleanly, instead of letting it
 // escalate to a silent triple fault.
 
+#include "drivers/lapic.hpp"
 #include "kernel/cpu/interrupt_frame.hpp"
 #include "kernel/cpu/percpu.hpp"
 #include "kernel/cpu/x86.hpp"
@@ -51,6 +52,17 @@ extern "C" void exception_dispatch(InterruptFrame* f) {
     uint32_t idx = pc ? pc->index : 0;
 
     if (f->vector == vector::SPURIOUS) return;
+    if (f->vector >= 32) {
+        // Interrupts: the wake-up IPI only needs its EOI; anything else is
+        // unexpected but harmless, so it is reported and acknowledged.
+        drv::Lapic::eoi();
+        if (f->vector != vector::WAKEUP) {
+            Line l("interrupt.unexpected");
+            l.u("cpu", idx).u("vector", f->vector);
+            log::emit(l);
+        }
+        return;
+    }
     if (f->vector == vector::NMI) {
         Line l("nmi");
         l.u("cpu", idx).x("rip", f->rip);

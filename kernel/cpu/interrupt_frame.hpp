@@ -20,6 +20,7 @@ constexpr uint8_t NMI = 2;
 constexpr uint8_t DOUBLE_FAULT = 8;
 constexpr uint8_t PAGE_FAULT = 14;
 constexpr uint8_t MACHINE_CHECK = 18;
+constexpr uint8_t WAKEUP = 0xF0;    // IPI from the boot CPU: new work (launch a guest)
 constexpr uint8_t SPURIOUS = 0xFF;
 }  // namespace vector
 

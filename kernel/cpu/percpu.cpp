@@ -38,6 +38,7 @@ const char* state_name(CpuState s) {
 }
 
 PerCpu& cpu(size_t index) { return g_cpus[index]; }
+uint64_t idt_base() { return reinterpret_cast<uint64_t>(&g_idt); }
 size_t cpu_count() { return g_cpu_count; }
 
 PerCpu& add_cpu(uint32_t apic_id) {

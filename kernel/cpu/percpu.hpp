@@ -40,9 +40,12 @@ struct PerCpu {
     Tss tss;
     GdtEntries gdt;
     vmx::VmxCaps vmx;
+    vmx::RawCaps vmx_raw;     // the capability MSRs as read, for control computation
     vmx::FeatureControlState feature_control;
     uint64_t feature_control_msr;
     uint64_t online_tsc;      // TSC when the CPU reported online
+    uint64_t vmxon_phys;      // VMXON region once the CPU is in VMX root operation
+    void* assigned_guest;     // guest::Guest this CPU runs (set by the boot CPU)
 };
 static_assert(offsetof(PerCpu, self) == 0);
 
@@ -55,6 +58,8 @@ inline PerCpu& current() {
     asm volatile("mov %%gs:0, %0" : "=r"(p));
     return *p;
 }
+
+uint64_t idt_base();
 
 // Installs GDT, TSS and IDT for `pc` on the calling CPU and points GS at it.
 void load(PerCpu& pc);

@@ -3,6 +3,7 @@
 #include "drivers/lapic.hpp"
 #include "kernel/cpu/percpu.hpp"
 #include "kernel/cpu/x86.hpp"
+#include "kernel/guest/manager.hpp"
 #include "kernel/log.hpp"
 #include "kernel/mm/kernel_memory.hpp"
 #include "vmx/vmx_probe.hpp"
@@ -167,7 +168,7 @@ extern "C" [[noreturn]] void ap_main(PerCpu* pc) {
     vmx::probe_this_cpu(*pc, g_dump_vmx);
     pc->online_tsc = x86::rdtsc();
     __atomic_store_n(&pc->state, CpuState::online, __ATOMIC_RELEASE);
-    x86::halt_forever();
+    guest::ap_loop(*pc);
 }
 
 }  // namespace hv::cpu

@@ -169,6 +169,18 @@ Result<uint64_t> alloc_frames(uint64_t count, uint64_t align, uint64_t limit) {
     return g_frames.allocate(count, align, limit);
 }
 
+uint64_t FrameTableMemory::alloc_table() {
+    auto r = alloc_frames(1);
+    if (!r) return 0;
+    __builtin_memset(phys_to_virt(*r), 0, kPage);
+    return *r;
+}
+
+FrameTableMemory& frame_table_memory() {
+    static constinit FrameTableMemory m;
+    return m;
+}
+
 Result<uint64_t> map_stack(uint64_t bytes, uint64_t* bottom) {
     if (bytes == 0 || !is_aligned(bytes, kPage) || bytes > kStackSlot - kPage)
         return make_error(Errc::invalid_argument, "stack size must be 4 KiB multiple below slot size", bytes);

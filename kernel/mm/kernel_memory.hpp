@@ -80,4 +80,12 @@ Result<uint64_t> map_stack(uint64_t bytes, uint64_t* bottom);
 // Maps device registers uncached.
 Result<volatile void*> map_mmio(uint64_t phys, uint64_t bytes);
 
+// Page-table memory policy for structures built at run time (guest EPTs):
+// zeroed frames from the allocator, reached through the direct map.
+struct FrameTableMemory {
+    uint64_t alloc_table();
+    uint64_t* table(uint64_t phys) { return static_cast<uint64_t*>(phys_to_virt(phys)); }
+};
+FrameTableMemory& frame_table_memory();
+
 }  // namespace hv::mm

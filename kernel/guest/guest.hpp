@@ -1,0 +1,127 @@
+#pragma once
+// A guest partition: its configuration, its RAM and EPT, its vCPU state, its
+// console, its counters and its life (start, crash record, restarts).
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernel/abi/guest_abi.hpp"
+#include "kernel/config/config.hpp"
+#include "kernel/guest/console_ring.hpp"
+#include "kernel/guest/elf_loader.hpp"
+#include "kernel/lib/result.hpp"
+
+namespace hv::guest {
+
+enum class GuestState : uint32_t {
+    invalid = 0,      // configuration rejected: never runs
+    ready,            // memory loaded, waiting for its CPU to launch it
+    running,          // its CPU is in VMX non-root operation for it (or handling an exit)
+    stopped,          // stopped by the hypervisor (crash) or by itself (exit hypercall)
+    waiting_restart,  // stopped; the restart policy will start it again at restart_tsc
+    given_up,         // stopped for good (policy never, or restart limit reached)
+};
+const char* state_name(GuestState s);
+
+// Why a guest stopped: the exit that ended it and where.
+struct StopRecord {
+    const char* reason;   // "ept_violation", "triple_fault", "exit", "entry_failed", ...
+    bool failure;         // counts for the on-failure policy; exit code 0 is not a failure
+    uint16_t exit_reason; // basic VM-exit reason
+    uint64_t rip;
+    uint64_t gpa;         // EPT violation: guest-physical address
+    uint64_t qualification;
+    int64_t code;         // exit hypercall's code, or the VM-instruction error
+    uint64_t tsc;
+};
+
+struct Counters {
+    uint64_t exits;
+    uint64_t by_reason[66];
+    uint64_t msr_denied;      // RDMSR/WRMSR outside the allow-list (#GP injected)
+    uint64_t io_unknown_in;   // reads of ports nothing emulates (all-ones returned)
+    uint64_t io_dropped_out;  // writes to such ports (dropped)
+    uint64_t hypercalls;
+    uint64_t hypercall_errors;
+    uint64_t injected;        // exceptions injected into the guest
+    uint64_t timer_ticks;     // VMX-preemption timer exits
+};
+
+// GPA -> host pointer for one contiguous RAM block, bounds-checked: every guest
+// memory access in the hypervisor goes through this (STYLE.md §12).
+class GuestMemory {
+  public:
+    GuestMemory() = default;
+    GuestMemory(uint8_t* base, uint64_t bytes) : base_(base), bytes_(bytes) {}
+    // nullptr unless [gpa, gpa + len) lies inside RAM (len may be 0).
+    uint8_t* at(uint64_t gpa, uint64_t len) const {
+        uint64_t end;
+        if (__builtin_add_overflow(gpa, len, &end) || end > bytes_) return nullptr;
+        return base_ + gpa;
+    }
+    uint64_t size() const { return bytes_; }
+
+  private:
+    uint8_t* base_ = nullptr;
+    uint64_t bytes_ = 0;
+};
+
+// Writes the 64-bit start state into guest RAM (zeroed first): identity page
+// tables at kPml4Gpa, BootInfo at kBootInfoGpa, the image's segments. Pure
+// except for the bytes it writes through `mem`.
+Result<void> load_guest_image(const GuestMemory& mem, const ElfImage& elf, const uint8_t* image, size_t image_size,
+                              const abi::BootInfo& info);
+
+// General registers of a vCPU in GPR-encoding order (0 = RAX ... 15 = R15;
+// slot 4 unused, the guest RSP lives in the VMCS), then CR2. The layout is
+// shared with vmx/vmx_entry.asm.
+struct GuestRegs {
+    uint64_t gpr[16];
+    uint64_t cr2;
+};
+static_assert(sizeof(GuestRegs) == 17 * 8);
+
+struct Guest {
+    uint32_t id = 0;
+    config::GuestConfig cfg{};
+    GuestState state = GuestState::invalid;
+    bool stop_requested = false;       // set by the boot CPU; checked on every exit
+
+    // Memory: one contiguous, 2 MiB-aligned block of host RAM, guest-physical 0.
+    uint64_t ram_hpa = 0;
+    uint64_t ram_bytes = 0;
+    GuestMemory mem;
+    uint64_t eptp = 0;
+    uint64_t ept_tables = 0;           // pages used by the EPT
+    const uint8_t* image = nullptr;    // the boot module: kept pristine for restarts
+    uint64_t image_size = 0;
+    ElfImage elf{};
+
+    // vCPU 0 (one vCPU per guest for now).
+    uint32_t cpu_index = 0;            // physical CPU (PerCpu index)
+    uint16_t vpid = 0;
+    uint64_t vmcs_phys = 0;
+    GuestRegs regs{};
+    bool launched = false;
+    bool halted = false;               // in HLT activity state
+    uint8_t vtpr = 0;                  // the guest's CR8 (virtual task priority)
+    uint64_t tsc_hz = 0;
+
+    // Lifecycle.
+    uint32_t restart_count = 0;
+    uint32_t consecutive_restarts = 0;
+    uint64_t restart_tsc = 0;
+    uint64_t start_tsc = 0;            // TSC when the CPU was told to launch it
+    uint64_t first_entry_tsc = 0;      // TSC right before its first VM entry
+    StopRecord stop{};
+    const char* stop_detail = nullptr; // hypervisor-side detail (VMX error name, ...)
+    bool stop_reported = true;
+
+    Counters counters{};
+    ConsoleRing console;
+    uint8_t uart_scratch = 0;          // the UART's scratch register
+    uint8_t uart_lcr = 0;
+};
+
+
+}  // namespace hv::guest

@@ -1,0 +1,376 @@
+// The boot CPU's side of partitions: read the configuration, build each guest
+// (RAM, EPT, image), hand it to its CPU, print what guests write, and apply the
+// restart policy when one stops. Guest CPUs never print: only this loop writes
+// to the serial console, so no guest can slow the console or another guest.
+
+#include "kernel/guest/manager.hpp"
+
+#include "drivers/lapic.hpp"
+#include "kernel/cpu/interrupt_frame.hpp"
+#include "kernel/cpu/percpu.hpp"
+#include "kernel/cpu/x86.hpp"
+#include "kernel/log.hpp"
+#include "kernel/mm/kernel_memory.hpp"
+#include "kernel/mm/page_table.hpp"
+#include "kernel/panic.hpp"
+#include "vmx/ept.hpp"
+#include "vmx/exit_qualification.hpp"
+#include "vmx/vcpu.hpp"
+#include "vmx/vmcs_fields.hpp"
+
+extern "C" uint64_t boot_tsc;
+
+namespace hv::guest {
+
+namespace {
+
+using EptTable = mm::PageTable<vmx::EptFormat, mm::FrameTableMemory>;
+
+constinit config::Config g_config{};
+constinit Guest g_guests[config::kMaxGuests];
+alignas(EptTable) constinit unsigned char g_ept_storage[config::kMaxGuests][sizeof(EptTable)];
+constinit size_t g_guest_count = 0;
+constinit uint64_t g_tsc_hz = 0;
+constexpr uint64_t k2MiB = 2ull << 20;
+// Kept free for the hypervisor itself (stacks, tables of later guests' restarts).
+constexpr uint64_t kHypervisorReserve = 4ull << 20;
+
+// The module's first word is its name (GRUB: `module2 /boot/hello.elf hello`).
+void module_name(const boot::Module& m, char* out, size_t cap) {
+    size_t n = 0;
+    while (m.cmdline[n] && m.cmdline[n] != ' ' && n + 1 < cap) {
+        out[n] = m.cmdline[n];
+        ++n;
+    }
+    out[n] = '\0';
+}
+
+bool str_eq(const char* a, const char* b) {
+    while (*a && *a == *b) ++a, ++b;
+    return *a == *b;
+}
+
+void report_diagnostics(const char* file) {
+    for (size_t i = 0; i < g_config.diag_count; ++i) {
+        const config::Diagnostic& d = g_config.diags[i];
+        char text[256];
+        config::format_diagnostic(d, g_config, file, text, sizeof text);
+        Line l("config.diag");
+        l.s("severity", d.severity == config::Severity::error ? "error" : "warning").s("file", file).u("line", d.line);
+        if (d.guest >= 0 && static_cast<size_t>(d.guest) < g_config.guest_count)
+            l.s("guest", g_config.guests[d.guest].name);
+        if (d.field[0]) l.s("field", d.field);
+        l.s("msg", d.message);
+        log::emit(l);
+        if (d.severity == config::Severity::error) log::error("config", "%s", text);
+        else log::warn("config", "%s", text);
+    }
+    if (g_config.diags_dropped)
+        log::error("config", "%zu more configuration problems were not listed", g_config.diags_dropped);
+}
+
+void guest_error(const Guest& g, const char* what, const Error& e) {
+    Line l("guest.error");
+    l.s("guest", g.cfg.name).s("what", what).s("code", errc_name(e.code)).s("detail", e.detail).x("value", e.value);
+    log::emit(l);
+    log::error("guest", "%s: %s: %s", g.cfg.name, what, e.detail);
+}
+
+// Clear RAM, write page tables, boot info and the image: the state in which
+// a guest starts, first time and after every restart.
+Result<void> load(Guest& g) {
+    __builtin_memset(mm::phys_to_virt(g.ram_hpa), 0, g.ram_bytes);
+    abi::BootInfo info{};
+    info.version = abi::kBootInfoVersion;
+    info.size = sizeof info;
+    info.hypercall_abi = abi::kHypercallAbiVersion;
+    info.guest_id = g.id;
+    for (size_t i = 0; i < sizeof info.name - 1 && g.cfg.name[i]; ++i) info.name[i] = g.cfg.name[i];
+    info.memory_bytes = g.ram_bytes;
+    info.image_start = g.elf.lowest_gpa;
+    info.image_end = (g.elf.end_gpa + 4095) & ~4095ull;
+    info.tsc_hz = g_tsc_hz;
+    info.cpu_count = 1;
+    info.restart_count = g.restart_count;
+    info.console_port = 0x3F8;
+    return load_guest_image(g.mem, g.elf, g.image, g.image_size, info);
+}
+
+// Builds guest `g` from its (valid) configuration: RAM, EPT, VMCS page, image.
+Result<void> build(Guest& g, const boot::BootInfo& boot) {
+    const cpu::PerCpu& pc = cpu::cpu(g.cpu_index);
+    for (size_t i = 0; i < boot.module_count; ++i) {
+        char name[64];
+        module_name(boot.modules[i], name, sizeof name);
+        if (str_eq(name, g.cfg.image)) {
+            g.image = static_cast<const uint8_t*>(mm::phys_to_virt(boot.modules[i].start));
+            g.image_size = boot.modules[i].end - boot.modules[i].start;
+        }
+    }
+    if (!g.image) return make_error(Errc::not_found, "no boot module with the image's name");
+    g.ram_bytes = g.cfg.memory_bytes;
+    g.elf = TRY(parse_elf(g.image, g.image_size, abi::kImageBase, g.ram_bytes));
+
+    // One contiguous block, aligned to the largest EPT page it can use.
+    uint64_t align = g.ram_bytes >= (1ull << 30) && pc.vmx.ept_1g ? (1ull << 30) : k2MiB;
+    auto ram = mm::alloc_frames(g.ram_bytes / 4096, align);
+    if (!ram && align > k2MiB) ram = mm::alloc_frames(g.ram_bytes / 4096, k2MiB);
+    if (!ram) return make_error(Errc::no_memory, "no contiguous block of host RAM for the guest", g.ram_bytes);
+    g.ram_hpa = *ram;
+    g.mem = GuestMemory(static_cast<uint8_t*>(mm::phys_to_virt(g.ram_hpa)), g.ram_bytes);
+
+    auto* ept = new (g_ept_storage[g.id]) EptTable(mm::frame_table_memory());
+    if (!ept->ok()) return make_error(Errc::no_memory, "no memory for the guest's EPT root");
+    vmx::HostChunk chunk{g.ram_hpa, g.ram_bytes};
+    TRY(vmx::map_guest_ram(*ept, &chunk, 1, vmx::ept_max_page_bytes(pc.vmx)));
+    // Self-check: the EPT maps this guest's RAM and nothing else.
+    uint64_t mapped = 0;
+    bool outside = false;
+    vmx::for_each_leaf(*ept, mm::frame_table_memory(), [&](const vmx::EptLeaf& leaf) {
+        mapped += leaf.page_bytes;
+        if (leaf.hpa < g.ram_hpa || leaf.hpa + leaf.page_bytes > g.ram_hpa + g.ram_bytes) outside = true;
+    });
+    if (outside || mapped != g.ram_bytes) PANIC("guest EPT maps memory outside the guest's RAM");
+    g.eptp = vmx::make_eptp(ept->root(), false);
+    g.ept_tables = ept->tables_used();
+    g.vmcs_phys = TRY(mm::alloc_frames(1));
+    g.vpid = static_cast<uint16_t>(g.id + 1);  // 0 is the hypervisor's own
+    g.tsc_hz = g_tsc_hz;
+    TRY(load(g));
+    return {};
+}
+
+void launch(Guest& g) {
+    cpu::PerCpu& pc = cpu::cpu(g.cpu_index);
+    g.stop = StopRecord{};
+    g.stop_detail = nullptr;
+    g.stop_reported = false;
+    g.start_tsc = x86::rdtsc();
+    g.first_entry_tsc = 0;
+    __atomic_store_n(&g.state, GuestState::ready, __ATOMIC_RELEASE);
+    __atomic_store_n(&pc.assigned_guest, static_cast<void*>(&g), __ATOMIC_RELEASE);
+    (void)drv::Lapic::send_fixed(pc.apic_id, cpu::vector::WAKEUP);
+}
+
+void drain_console(Guest& g) {
+    char text[ConsoleRing::kLineMax + 1];
+    while (g.console.pop(text)) {
+        Line l("guest.console");
+        l.s("guest", g.cfg.name).s("text", text);
+        log::emit(l);
+    }
+}
+
+uint64_t ms_to_ticks(uint64_t ms) { return g_tsc_hz ? g_tsc_hz / 1000 * ms : ms * 1'000'000; }
+
+// A stopped guest: print the stop record and apply the restart policy.
+void on_stopped(Guest& g, uint64_t now) {
+    drain_console(g);
+    const StopRecord& s = g.stop;
+    Line l("guest.stop");
+    l.s("guest", g.cfg.name).s("reason", s.reason ? s.reason : "unknown").b("failure", s.failure)
+        .i("code", s.code).s("exit", vmx::exit_reason_name(s.exit_reason)).x("rip", s.rip);
+    if (s.gpa || (s.reason && str_eq(s.reason, "ept_violation"))) l.x("gpa", s.gpa).x("qualification", s.qualification);
+    if (g.stop_detail) l.s("detail", g.stop_detail);
+    l.u("restarts", g.restart_count);
+    log::emit(l);
+
+    bool restart = false;
+    switch (g.cfg.restart) {
+        case config::RestartPolicy::never: restart = false; break;
+        case config::RestartPolicy::on_failure: restart = s.failure; break;
+        case config::RestartPolicy::always: restart = true; break;
+    }
+    if (restart && g.cfg.restart_limit != 0 && g.restart_count >= g.cfg.restart_limit) {
+        Line gu("guest.gave_up");
+        gu.s("guest", g.cfg.name).u("restarts", g.restart_count).u("limit", g.cfg.restart_limit);
+        log::emit(gu);
+        restart = false;
+        __atomic_store_n(&g.state, GuestState::given_up, __ATOMIC_RELEASE);
+        return;
+    }
+    if (!restart) {
+        __atomic_store_n(&g.state, GuestState::given_up, __ATOMIC_RELEASE);
+        return;
+    }
+    // Back-off doubles per consecutive restart, capped.
+    uint64_t delay = g.cfg.restart_delay_ms;
+    for (uint32_t i = 0; i < g.consecutive_restarts && delay < g.cfg.restart_delay_max_ms; ++i) delay *= 2;
+    if (delay > g.cfg.restart_delay_max_ms) delay = g.cfg.restart_delay_max_ms;
+    g.restart_tsc = now + ms_to_ticks(delay);
+    __atomic_store_n(&g.state, GuestState::waiting_restart, __ATOMIC_RELEASE);
+    Line r("guest.restart_scheduled");
+    r.s("guest", g.cfg.name).u("delay_ms", delay).u("restart", g.restart_count + 1);
+    log::emit(r);
+}
+
+void report_stats(const Guest& g) {
+    Line l("guest.stats");
+    l.s("guest", g.cfg.name).s("state", state_name(g.state)).u("restarts", g.restart_count)
+        .u("exits", g.counters.exits).u("cpuid", g.counters.by_reason[static_cast<int>(vmx::ExitReason::CPUID)])
+        .u("io", g.counters.by_reason[static_cast<int>(vmx::ExitReason::IO_INSTRUCTION)])
+        .u("hypercalls", g.counters.hypercalls).u("hypercall_errors", g.counters.hypercall_errors)
+        .u("msr_denied", g.counters.msr_denied).u("io_unknown_in", g.counters.io_unknown_in)
+        .u("io_dropped_out", g.counters.io_dropped_out).u("injected", g.counters.injected)
+        .u("timer_ticks", g.counters.timer_ticks).u("console_dropped", g.console.dropped_lines());
+    log::emit(l);
+}
+
+}  // namespace
+
+const char* state_name(GuestState s) {
+    switch (s) {
+        case GuestState::invalid: return "invalid";
+        case GuestState::ready: return "ready";
+        case GuestState::running: return "running";
+        case GuestState::stopped: return "stopped";
+        case GuestState::waiting_restart: return "waiting_restart";
+        case GuestState::given_up: return "given_up";
+    }
+    return "unknown";
+}
+
+[[noreturn]] void ap_loop(cpu::PerCpu& pc) {
+    for (;;) {
+        x86::cli();
+        auto* g = static_cast<Guest*>(__atomic_load_n(&pc.assigned_guest, __ATOMIC_ACQUIRE));
+        if (g && __atomic_load_n(&g->state, __ATOMIC_ACQUIRE) == GuestState::ready) {
+            __atomic_store_n(&g->state, GuestState::running, __ATOMIC_RELEASE);
+            vmx::run_guest(pc, *g);
+            __atomic_store_n(&pc.assigned_guest, static_cast<void*>(nullptr), __ATOMIC_RELEASE);
+            __atomic_store_n(&g->state, GuestState::stopped, __ATOMIC_RELEASE);
+            continue;
+        }
+        // STI's one-instruction shadow makes "sti; hlt" atomic: a wake-up IPI
+        // sent after the check above still ends this HLT.
+        asm volatile("sti; hlt; cli" ::: "memory");
+    }
+}
+
+bool start_partitions(const boot::BootInfo& boot, uint64_t tsc_hz) {
+    g_tsc_hz = tsc_hz;
+    const boot::Module* cfg_module = nullptr;
+    for (size_t i = 0; i < boot.module_count; ++i) {
+        char name[64];
+        module_name(boot.modules[i], name, sizeof name);
+        if (str_eq(name, "config")) cfg_module = &boot.modules[i];
+    }
+    if (!cfg_module) {
+        log::info("config", "no configuration module (GRUB: module2 /boot/hv.toml config): no guests to run");
+        return false;
+    }
+    const char* text = static_cast<const char*>(mm::phys_to_virt(cfg_module->start));
+    size_t len = cfg_module->end - cfg_module->start;
+    const char* file = "hv.toml";
+    config::parse(text, len, g_config);
+
+    // What validate() needs to know about this machine.
+    const char* names[boot::kMaxModules];
+    char name_store[boot::kMaxModules][64];
+    size_t nnames = 0;
+    for (size_t i = 0; i < boot.module_count; ++i) {
+        module_name(boot.modules[i], name_store[nnames], sizeof name_store[nnames]);
+        if (str_eq(name_store[nnames], "config")) continue;
+        names[nnames] = name_store[nnames];
+        ++nnames;
+    }
+    auto st = mm::stats();
+    config::MachineFacts facts{static_cast<uint32_t>(cpu::cpu_count()),
+                               st.free_bytes > kHypervisorReserve ? st.free_bytes - kHypervisorReserve : 0, names,
+                               nnames};
+    config::validate(g_config, facts);
+    report_diagnostics(file);
+
+    if (auto r = vmx::init_global_bitmaps(); !r) log::error("vmx", "cannot build the MSR/I/O bitmaps");
+
+    size_t valid = 0;
+    for (size_t i = 0; i < g_config.guest_count; ++i) {
+        Guest& g = g_guests[i];
+        g.id = static_cast<uint32_t>(i);
+        g.cfg = g_config.guests[i];
+        g.state = GuestState::invalid;
+        ++g_guest_count;
+        if (!g.cfg.valid) {
+            Line l("guest.rejected");
+            l.s("guest", g.cfg.name[0] ? g.cfg.name : "?").u("line", g.cfg.line).s("reason", "configuration");
+            log::emit(l);
+            continue;
+        }
+        g.cpu_index = g.cfg.cpus[0];
+        const cpu::PerCpu& pc = cpu::cpu(g.cpu_index);
+        if (pc.state != cpu::CpuState::online || !pc.vmx.vmx ||
+            pc.feature_control != vmx::FeatureControlState::enabled_locked) {
+            Line l("guest.rejected");
+            l.s("guest", g.cfg.name).u("cpu", g.cpu_index).s("reason", pc.state != cpu::CpuState::online ? "cpu_offline" : "cpu_without_vmx");
+            log::emit(l);
+            log::error("guest", "%s: CPU %u cannot run guests", g.cfg.name, g.cpu_index);
+            continue;
+        }
+        if (g.cfg.cpu_count > 1)
+            log::warn("guest", "%s: one vCPU per guest in this version; CPUs after %u stay idle", g.cfg.name,
+                      g.cfg.cpus[0]);
+        if (auto r = build(g, boot); !r) {
+            guest_error(g, "cannot build the guest", r.error());
+            continue;
+        }
+        ++valid;
+        Line l("guest.start");
+        l.s("guest", g.cfg.name).u("id", g.id).u("cpu", g.cpu_index).u("mem_mib", g.ram_bytes >> 20)
+            .x("ram_hpa", g.ram_hpa).x("entry", g.elf.entry).u("ept_tables", g.ept_tables).u("vpid", g.vpid)
+            .u("overhead_bytes", (g.ept_tables + 1) * 4096 + sizeof(Guest))
+            .s("restart", config::restart_policy_name(g.cfg.restart));
+        log::emit(l);
+        launch(g);
+    }
+    Line s("config");
+    s.s("file", file).u("guests", g_config.guest_count).u("started", valid).b("fatal", g_config.fatal);
+    log::emit(s);
+    return valid > 0;
+}
+
+bool poll_partitions(uint64_t now) {
+    bool any_alive = false;
+    for (size_t i = 0; i < g_guest_count; ++i) {
+        Guest& g = g_guests[i];
+        GuestState st = __atomic_load_n(&g.state, __ATOMIC_ACQUIRE);
+        drain_console(g);
+        if (st == GuestState::running && g.first_entry_tsc && !g.stop_reported) {
+            // First VM entry seen: report how long the way from power-on took.
+            Line l("guest.running");
+            l.s("guest", g.cfg.name).u("restart", g.restart_count).u("ticks_from_hv_entry", g.first_entry_tsc - boot_tsc)
+                .u("ticks_from_launch", g.first_entry_tsc - g.start_tsc);
+            log::emit(l);
+            g.stop_reported = true;
+        }
+        if (st == GuestState::stopped) {
+            on_stopped(g, now);
+            st = g.state;
+        }
+        if (st == GuestState::waiting_restart && now >= g.restart_tsc) {
+            ++g.restart_count;
+            ++g.consecutive_restarts;
+            g.console.reset();
+            if (auto r = load(g); !r) {
+                guest_error(g, "cannot reload the guest image", r.error());
+                g.state = GuestState::given_up;
+                continue;
+            }
+            Line l("guest.restart");
+            l.s("guest", g.cfg.name).u("restart", g.restart_count);
+            log::emit(l);
+            launch(g);
+            st = GuestState::ready;
+        }
+        any_alive |= st == GuestState::ready || st == GuestState::running || st == GuestState::waiting_restart;
+    }
+    return any_alive;
+}
+
+void report_partitions() {
+    for (size_t i = 0; i < g_guest_count; ++i) {
+        drain_console(g_guests[i]);
+        if (g_guests[i].state != GuestState::invalid) report_stats(g_guests[i]);
+    }
+}
+
+}  // namespace hv::guest

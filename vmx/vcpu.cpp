@@ -1,0 +1,672 @@
+#include "vmx/vcpu.hpp"
+
+#include "drivers/lapic.hpp"
+#include "kernel/abi/guest_abi.hpp"
+#include "kernel/cpu/x86.hpp"
+#include "kernel/mm/kernel_memory.hpp"
+#include "vmx/exit_qualification.hpp"
+#include "vmx/vmcs_fields.hpp"
+#include "vmx/vmx_controls.hpp"
+#include "vmx/vmx_cpu.hpp"
+#include "vmx/vmx_hw.hpp"
+
+extern "C" uint64_t vmx_enter(hv::guest::GuestRegs* regs, uint64_t launched);
+extern "C" void vmx_exit();
+
+namespace hv::vmx {
+
+using guest::Guest;
+using hw::vmread;
+using hw::vmwrite;
+
+namespace {
+
+// --- Architectural constants used here (SDM Vol. 3A §2.5, §4.1, Vol. 3C §24.4.1).
+constexpr uint64_t kCr0Pe = 1ull << 0, kCr0Mp = 1ull << 1, kCr0Ts = 1ull << 3, kCr0Et = 1ull << 4,
+                   kCr0Ne = 1ull << 5, kCr0Wp = 1ull << 16, kCr0Nw = 1ull << 29, kCr0Cd = 1ull << 30,
+                   kCr0Pg = 1ull << 31;
+constexpr uint64_t kCr4Pae = 1ull << 5, kCr4Vmxe = 1ull << 13;
+constexpr uint64_t kEferSce = 1ull << 0, kEferLme = 1ull << 8, kEferLma = 1ull << 10, kEferNxe = 1ull << 11;
+constexpr uint64_t kRflagsIf = 1ull << 9;
+constexpr uint64_t kDefaultPat = 0x0007040600070406ull;
+constexpr uint32_t kActivityActive = 0, kActivityHlt = 1;
+constexpr uint32_t kArUnusable = 1u << 16;
+// Segment access rights: type | S | DPL | P | L | D/B | G (SDM Vol. 3C Table 25-2).
+constexpr uint32_t kArCode64 = 0xB | (1u << 4) | (1u << 7) | (1u << 13) | (1u << 15);
+constexpr uint32_t kArData = 0x3 | (1u << 4) | (1u << 7) | (1u << 14) | (1u << 15);
+constexpr uint32_t kArTss64Busy = 0xB | (1u << 7);
+
+constexpr uint16_t kUartBase = 0x3F8;
+enum UartReg : uint16_t { THR = 0, IER = 1, IIR = 2, LCR = 3, MCR = 4, LSR = 5, MSR_REG = 6, SCR = 7 };
+
+// MSRs (SDM Vol. 4).
+constexpr uint32_t IA32_TSC = 0x10, IA32_APIC_BASE = 0x1B, IA32_SYSENTER_CS = 0x174, IA32_SYSENTER_ESP = 0x175,
+                   IA32_SYSENTER_EIP = 0x176, IA32_MISC_ENABLE = 0x1A0, IA32_PAT = 0x277, IA32_EFER = 0xC0000080,
+                   IA32_STAR = 0xC0000081, IA32_LSTAR = 0xC0000082, IA32_CSTAR = 0xC0000083,
+                   IA32_FMASK = 0xC0000084, IA32_FS_BASE = 0xC0000100, IA32_GS_BASE = 0xC0000101,
+                   IA32_KERNEL_GS_BASE = 0xC0000102, IA32_TSC_AUX = 0xC0000103;
+
+constexpr uint8_t kVectorUd = 6, kVectorGp = 13;
+constexpr uint8_t kWakeupVector = 0xF0;
+
+alignas(4096) constinit uint8_t g_msr_bitmap[4096];
+alignas(4096) constinit uint8_t g_io_bitmap_a[4096];
+alignas(4096) constinit uint8_t g_io_bitmap_b[4096];
+constinit bool g_bitmaps_ready = false;
+
+uint64_t image_phys(const void* p) { return reinterpret_cast<uint64_t>(p); }  // identity-mapped image
+
+// MSR bitmap layout (SDM Vol. 3C §25.6.9): read-low, read-high, write-low, write-high,
+// 1 KiB each; low = 0..0x1FFF, high = 0xC0000000..0xC0001FFF. A clear bit = no exit.
+void msr_passthrough(uint32_t msr, bool read, bool write) {
+    uint32_t base = msr >= 0xC0000000 ? 1024 : 0;
+    uint32_t bit = msr & 0x1FFF;
+    if (read) g_msr_bitmap[base + bit / 8] &= static_cast<uint8_t>(~(1u << (bit % 8)));
+    if (write) g_msr_bitmap[2048 + base + bit / 8] &= static_cast<uint8_t>(~(1u << (bit % 8)));
+}
+
+}  // namespace
+
+Result<void> init_global_bitmaps() {
+    if (g_bitmaps_ready) return {};
+    // Deny by default: every port and every MSR exits, then the few MSRs that
+    // only hold guest state the hypervisor never uses itself go straight through.
+    __builtin_memset(g_io_bitmap_a, 0xFF, sizeof g_io_bitmap_a);
+    __builtin_memset(g_io_bitmap_b, 0xFF, sizeof g_io_bitmap_b);
+    __builtin_memset(g_msr_bitmap, 0xFF, sizeof g_msr_bitmap);
+    // FS/GS bases are switched by the VMCS on every exit/entry.
+    msr_passthrough(IA32_FS_BASE, true, true);
+    msr_passthrough(IA32_GS_BASE, true, true);
+    // SWAPGS and SYSCALL state: the hypervisor uses neither, and each physical
+    // CPU belongs to one guest, so the guest may own them outright.
+    msr_passthrough(IA32_KERNEL_GS_BASE, true, true);
+    msr_passthrough(IA32_STAR, true, true);
+    msr_passthrough(IA32_LSTAR, true, true);
+    msr_passthrough(IA32_CSTAR, true, true);
+    msr_passthrough(IA32_FMASK, true, true);
+    msr_passthrough(IA32_TSC_AUX, true, true);
+    // Reading the TSC is harmless; writing it would skew the hypervisor's clock.
+    msr_passthrough(IA32_TSC, true, false);
+    g_bitmaps_ready = true;
+    return {};
+}
+
+namespace {
+
+class Exit {
+  public:
+    Exit(cpu::PerCpu& pc, Guest& g) : pc_(pc), g_(g) {}
+
+    enum class Action { resume, stop };
+    Action handle();
+
+  private:
+    uint64_t& reg(unsigned n) { return g_.regs.gpr[n]; }
+    uint64_t& rax() { return g_.regs.gpr[0]; }
+    uint64_t& rcx() { return g_.regs.gpr[1]; }
+    uint64_t& rdx() { return g_.regs.gpr[2]; }
+    uint64_t& rdi() { return g_.regs.gpr[7]; }
+    uint64_t& rsi() { return g_.regs.gpr[6]; }
+
+    void skip_instruction() {
+        uint64_t rip = vmread(VmcsFieldNatural::GUEST_RIP);
+        (void)vmwrite(VmcsFieldNatural::GUEST_RIP, rip + vmread(VmcsField32::VM_EXIT_INSTRUCTION_LEN));
+    }
+    Action inject(uint8_t vector, bool error_code) {
+        (void)vmwrite(VmcsField32::VM_ENTRY_INTR_INFO_FIELD,
+                      encode_interruption(vector, InterruptionType::hardware_exception, error_code));
+        if (error_code) (void)vmwrite(VmcsField32::VM_ENTRY_EXCEPTION_ERROR_CODE, 0);
+        ++g_.counters.injected;
+        return Action::resume;
+    }
+    Action stop(const char* reason, bool failure, int64_t code = 0) {
+        g_.stop = guest::StopRecord{reason, failure, reason_, vmread(VmcsFieldNatural::GUEST_RIP), 0,
+                                    qualification_, code, x86::rdtsc()};
+        return Action::stop;
+    }
+
+    Action on_cpuid();
+    Action on_msr(bool write);
+    Action on_io();
+    Action on_cr();
+    Action on_hlt();
+    Action on_vmcall();
+    Action on_xsetbv();
+    Action on_ept_violation();
+    Action on_external_interrupt();
+    Action on_exception_nmi();
+    void uart_out(uint16_t offset, uint8_t value);
+    uint8_t uart_in(uint16_t offset);
+    uint32_t guest_cpl() { return (vmread(VmcsField32::GUEST_SS_AR_BYTES) >> 5) & 3; }
+
+    cpu::PerCpu& pc_;
+    Guest& g_;
+    uint16_t reason_ = 0;
+    uint64_t qualification_ = 0;
+
+    friend void hv::vmx::run_guest(cpu::PerCpu&, Guest&);
+};
+
+Exit::Action Exit::handle() {
+    ExitReasonInfo info = decode_exit_reason(vmread(VmcsField32::VM_EXIT_REASON));
+    reason_ = info.basic;
+    qualification_ = vmread(VmcsFieldNatural::EXIT_QUALIFICATION);
+    ++g_.counters.exits;
+    if (reason_ < sizeof g_.counters.by_reason / sizeof g_.counters.by_reason[0]) ++g_.counters.by_reason[reason_];
+    if (info.entry_failure) return stop("entry_failed", true, reason_);
+
+    switch (static_cast<ExitReason>(reason_)) {
+        case ExitReason::CPUID: return on_cpuid();
+        case ExitReason::RDMSR: return on_msr(false);
+        case ExitReason::WRMSR: return on_msr(true);
+        case ExitReason::IO_INSTRUCTION: return on_io();
+        case ExitReason::CR_ACCESS: return on_cr();
+        case ExitReason::HLT: return on_hlt();
+        case ExitReason::VMCALL: return on_vmcall();
+        case ExitReason::XSETBV: return on_xsetbv();
+        case ExitReason::EPT_VIOLATION: return on_ept_violation();
+        case ExitReason::EPT_MISCONFIG: return stop("ept_misconfig", true);
+        case ExitReason::TRIPLE_FAULT: return stop("triple_fault", true);
+        case ExitReason::INIT_SIGNAL: return stop("init_signal", true);
+        case ExitReason::EXTERNAL_INTERRUPT: return on_external_interrupt();
+        case ExitReason::EXCEPTION_NMI: return on_exception_nmi();
+        case ExitReason::PREEMPTION_TIMER: ++g_.counters.timer_ticks; return Action::resume;
+        // Cache flushes would reach caches other partitions share: a no-op here.
+        case ExitReason::WBINVD:
+        case ExitReason::INVD: skip_instruction(); return Action::resume;
+        // No performance counters and no MONITOR/MWAIT for guests (hidden in CPUID).
+        case ExitReason::RDPMC: return inject(kVectorGp, true);
+        case ExitReason::MWAIT:
+        case ExitReason::MONITOR:
+        // No nested virtualisation: VMX instructions are undefined for the guest.
+        case ExitReason::VMCLEAR:
+        case ExitReason::VMLAUNCH:
+        case ExitReason::VMPTRLD:
+        case ExitReason::VMPTRST:
+        case ExitReason::VMREAD:
+        case ExitReason::VMRESUME:
+        case ExitReason::VMWRITE:
+        case ExitReason::VMXOFF:
+        case ExitReason::VMXON:
+        case ExitReason::INVEPT:
+        case ExitReason::INVVPID:
+        case ExitReason::VMFUNC:
+        case ExitReason::GETSEC:
+        case ExitReason::ENCLS: return inject(kVectorUd, false);
+        default: return stop("unhandled_exit", true, reason_);
+    }
+}
+
+// CPUID as the guest sees it (docs/guest-abi.md): no VMX, a hypervisor bit and
+// our leaves at 0x40000000.
+Exit::Action Exit::on_cpuid() {
+    uint32_t leaf = static_cast<uint32_t>(rax()), sub = static_cast<uint32_t>(rcx());
+    x86::CpuidResult r{0, 0, 0, 0};
+    if (leaf == abi::kCpuidHypervisorBase) {
+        uint32_t sig[3];
+        __builtin_memcpy(sig, abi::kCpuidSignature, 12);
+        r = {abi::kCpuidHypervisorMaxLeaf, sig[0], sig[1], sig[2]};
+    } else if (leaf == abi::kCpuidHypervisorMaxLeaf) {
+        r = {abi::kHypercallAbiVersion, 0, 0, 0};
+    } else if (leaf >= abi::kCpuidHypervisorBase && leaf < 0x50000000) {
+        r = {0, 0, 0, 0};
+    } else {
+        r = x86::cpuid(leaf, sub);
+        if (leaf == 1) {
+            // Hide VMX (5), SMX (6), MONITOR (3), PDCM (15), x2APIC (21) and the
+            // TSC deadline timer (24): none is virtualised. Bit 31: hypervisor present.
+            r.ecx &= ~((1u << 3) | (1u << 5) | (1u << 6) | (1u << 15) | (1u << 21) | (1u << 24));
+            r.ecx |= 1u << 31;
+            // One logical processor, initial APIC ID 0.
+            r.ebx = (r.ebx & 0xFFFF) | (1u << 16);
+        } else if (leaf == 5 || leaf == 0xA) {
+            r = {0, 0, 0, 0};  // MONITOR leaf and performance monitoring: not offered
+        }
+    }
+    rax() = r.eax;
+    reg(3) = r.ebx;
+    rcx() = r.ecx;
+    rdx() = r.edx;
+    skip_instruction();
+    return Action::resume;
+}
+
+// MSRs outside the passthrough set exit here. A short allow-list is emulated;
+// everything else is refused with #GP and counted (docs/guest-abi.md).
+Exit::Action Exit::on_msr(bool write) {
+    uint32_t msr = static_cast<uint32_t>(rcx());
+    uint64_t value = (rdx() << 32) | (rax() & 0xFFFFFFFF);
+    uint64_t out = 0;
+    bool ok = true;
+    switch (msr) {
+        case IA32_EFER: {
+            if (!write) {
+                out = vmread(VmcsField64::GUEST_IA32_EFER);
+                break;
+            }
+            uint64_t cur = vmread(VmcsField64::GUEST_IA32_EFER);
+            bool paging = vmread(VmcsFieldNatural::CR0_READ_SHADOW) & kCr0Pg;
+            if ((value & ~(kEferSce | kEferLme | kEferLma | kEferNxe)) ||
+                (paging && ((value ^ cur) & kEferLme))) {
+                ok = false;
+                break;
+            }
+            (void)vmwrite(VmcsField64::GUEST_IA32_EFER, (value & ~kEferLma) | (cur & kEferLma));
+            break;
+        }
+        case IA32_PAT:
+            if (!write) {
+                out = vmread(VmcsField64::GUEST_IA32_PAT);
+                break;
+            }
+            for (int i = 0; i < 8 && ok; ++i) {
+                uint8_t t = static_cast<uint8_t>(value >> (8 * i));
+                ok = t == 0 || t == 1 || t == 4 || t == 5 || t == 6 || t == 7;
+            }
+            if (ok) (void)vmwrite(VmcsField64::GUEST_IA32_PAT, value);
+            break;
+        case IA32_SYSENTER_CS:
+            if (write) (void)vmwrite(VmcsField32::GUEST_SYSENTER_CS, static_cast<uint32_t>(value));
+            else out = vmread(VmcsField32::GUEST_SYSENTER_CS);
+            break;
+        case IA32_SYSENTER_ESP:
+            if (write) (void)vmwrite(VmcsFieldNatural::GUEST_SYSENTER_ESP, value);
+            else out = vmread(VmcsFieldNatural::GUEST_SYSENTER_ESP);
+            break;
+        case IA32_SYSENTER_EIP:
+            if (write) (void)vmwrite(VmcsFieldNatural::GUEST_SYSENTER_EIP, value);
+            else out = vmread(VmcsFieldNatural::GUEST_SYSENTER_EIP);
+            break;
+        case IA32_APIC_BASE:
+            // Read-only view of a boot-processor xAPIC at the usual address; the
+            // guest may not move or switch the (host's) local APIC.
+            if (write) ok = false;
+            else out = 0xFEE00000ull | (1ull << 11) | (1ull << 8);
+            break;
+        case IA32_MISC_ENABLE:
+            if (write) ok = false;
+            else out = 1;  // fast strings
+            break;
+        default: ok = false; break;
+    }
+    if (!ok) {
+        ++g_.counters.msr_denied;
+        return inject(kVectorGp, true);
+    }
+    if (!write) {
+        rax() = out & 0xFFFFFFFF;
+        rdx() = out >> 32;
+    }
+    skip_instruction();
+    return Action::resume;
+}
+
+void Exit::uart_out(uint16_t offset, uint8_t value) {
+    bool dlab = g_.uart_lcr & 0x80;
+    switch (offset) {
+        case THR:
+            if (!dlab) g_.console.put_char(static_cast<char>(value));
+            break;  // with DLAB set: divisor latch, meaningless here
+        case LCR: g_.uart_lcr = value; break;
+        case SCR: g_.uart_scratch = value; break;
+        default: break;  // IER, FCR, MCR: accepted, no effect
+    }
+}
+
+uint8_t Exit::uart_in(uint16_t offset) {
+    switch (offset) {
+        case LSR: return 0x60;       // transmitter empty and idle: the guest never waits
+        case IIR: return 0x01;       // no interrupt pending
+        case LCR: return g_.uart_lcr;
+        case MSR_REG: return 0xB0;   // DCD, DSR, CTS
+        case SCR: return g_.uart_scratch;
+        default: return 0;           // RBR (no input yet), IER, MCR
+    }
+}
+
+// Port I/O: the guest's UART is emulated; any other port reads all-ones and
+// drops writes, counted (a PC with nothing on that port behaves the same).
+Exit::Action Exit::on_io() {
+    IoAccess io = decode_io_access(qualification_);
+    if (io.string) {
+        // INS/OUTS would need the guest's linear-to-physical walk: refused for now.
+        ++g_.counters.io_dropped_out;
+        return inject(kVectorGp, true);
+    }
+    uint64_t mask = io.size == 1 ? 0xFF : io.size == 2 ? 0xFFFF : 0xFFFFFFFF;
+    bool uart = io.port >= kUartBase && io.port < kUartBase + 8 && io.size == 1;
+    if (io.in) {
+        uint64_t v = mask;
+        if (uart) v = uart_in(static_cast<uint16_t>(io.port - kUartBase));
+        else ++g_.counters.io_unknown_in;
+        // A 32-bit IN zero-extends into RAX; 8/16-bit ones keep the upper bits.
+        rax() = io.size == 4 ? (v & mask) : ((rax() & ~mask) | (v & mask));
+    } else {
+        if (uart) uart_out(static_cast<uint16_t>(io.port - kUartBase), static_cast<uint8_t>(rax()));
+        else ++g_.counters.io_dropped_out;
+    }
+    skip_instruction();
+    return Action::resume;
+}
+
+// Control registers: CR0/CR4 bits the hypervisor owns are masked (the guest
+// sees its own values through the read shadows); CR8 is virtual.
+Exit::Action Exit::on_cr() {
+    CrAccess a = decode_cr_access(qualification_);
+    FixedBits f = read_fixed_bits();
+    auto gpr = [&](unsigned n) -> uint64_t { return n == 4 ? vmread(VmcsFieldNatural::GUEST_RSP) : reg(n); };
+    if (a.type == CrAccessType::mov_to_cr && a.cr == 0) {
+        uint64_t v = gpr(a.gpr);
+        if ((v >> 32) || ((v & kCr0Pg) && !(v & kCr0Pe)) || ((v & kCr0Nw) && !(v & kCr0Cd)))
+            return inject(kVectorGp, true);
+        // Unrestricted guest: PE and PG are the guest's; other fixed bits (NE) are forced.
+        uint64_t fixed0 = f.cr0_fixed0 & ~(kCr0Pe | kCr0Pg);
+        uint64_t efer = vmread(VmcsField64::GUEST_IA32_EFER);
+        uint32_t entry = vmread(VmcsField32::VM_ENTRY_CONTROLS);
+        if ((v & kCr0Pg) && (efer & kEferLme)) {
+            efer |= kEferLma;
+            entry |= entry_ctl::IA32E_MODE_GUEST;
+        } else if (!(v & kCr0Pg)) {
+            efer &= ~kEferLma;
+            entry &= ~entry_ctl::IA32E_MODE_GUEST;
+        }
+        (void)vmwrite(VmcsField64::GUEST_IA32_EFER, efer);
+        (void)vmwrite(VmcsField32::VM_ENTRY_CONTROLS, entry);
+        (void)vmwrite(VmcsFieldNatural::GUEST_CR0, (v | fixed0) & f.cr0_fixed1);
+        (void)vmwrite(VmcsFieldNatural::CR0_READ_SHADOW, v);
+    } else if (a.type == CrAccessType::mov_to_cr && a.cr == 4) {
+        uint64_t v = gpr(a.gpr);
+        // No nested VMX; no bit the CPU cannot hold in VMX operation.
+        if ((v & kCr4Vmxe) || (v & ~f.cr4_fixed1)) return inject(kVectorGp, true);
+        (void)vmwrite(VmcsFieldNatural::GUEST_CR4, v | f.cr4_fixed0);
+        (void)vmwrite(VmcsFieldNatural::CR4_READ_SHADOW, v);
+    } else if (a.cr == 8) {
+        // The guest's task priority is virtual: the real TPR of this CPU must not
+        // mask the hypervisor's own interrupts (stop requests).
+        if (a.type == CrAccessType::mov_to_cr) {
+            uint64_t v = gpr(a.gpr);
+            if (v > 15) return inject(kVectorGp, true);
+            g_.vtpr = static_cast<uint8_t>(v);
+        } else if (a.type == CrAccessType::mov_from_cr) {
+            if (a.gpr == 4) (void)vmwrite(VmcsFieldNatural::GUEST_RSP, g_.vtpr);
+            else reg(a.gpr) = g_.vtpr;
+        }
+    } else if (a.type == CrAccessType::clts) {
+        (void)vmwrite(VmcsFieldNatural::GUEST_CR0, vmread(VmcsFieldNatural::GUEST_CR0) & ~kCr0Ts);
+        (void)vmwrite(VmcsFieldNatural::CR0_READ_SHADOW, vmread(VmcsFieldNatural::CR0_READ_SHADOW) & ~kCr0Ts);
+    } else if (a.type == CrAccessType::lmsw) {
+        // LMSW loads CR0 bits 3:0 but can never clear PE.
+        uint64_t shadow = vmread(VmcsFieldNatural::CR0_READ_SHADOW);
+        uint64_t v = (shadow & ~0xEull) | (a.lmsw_source & 0xF) | (shadow & kCr0Pe);
+        (void)vmwrite(VmcsFieldNatural::CR0_READ_SHADOW, v);
+        (void)vmwrite(VmcsFieldNatural::GUEST_CR0, (vmread(VmcsFieldNatural::GUEST_CR0) & ~0xFull) | (v & 0xF) | kCr0Ne);
+    } else {
+        return stop("unhandled_cr_access", true, static_cast<int64_t>(qualification_));
+    }
+    skip_instruction();
+    return Action::resume;
+}
+
+// HLT: the guest sleeps until it has work. With interrupts disabled nothing
+// can ever wake it: that is the guest stopping itself.
+Exit::Action Exit::on_hlt() {
+    skip_instruction();
+    if (!(vmread(VmcsFieldNatural::GUEST_RFLAGS) & kRflagsIf)) return stop("halted", false);
+    g_.halted = true;
+    (void)vmwrite(VmcsField32::GUEST_ACTIVITY_STATE, kActivityHlt);
+    return Action::resume;
+}
+
+// Hypercalls (docs/guest-abi.md, kernel/abi/guest_abi.hpp).
+Exit::Action Exit::on_vmcall() {
+    if (guest_cpl() != 0) return inject(kVectorUd, false);  // kernel-mode ABI only
+    ++g_.counters.hypercalls;
+    auto status = abi::Status::ok;
+    switch (static_cast<abi::Hypercall>(rax())) {
+        case abi::Hypercall::abi_version: rdx() = abi::kHypercallAbiVersion; break;
+        case abi::Hypercall::tsc_hz: rdx() = g_.tsc_hz; break;
+        case abi::Hypercall::yield: break;
+        case abi::Hypercall::console_write: {
+            uint64_t gpa = rdi(), len = rsi();
+            if (len > 4096) {
+                status = abi::Status::invalid_argument;
+                break;
+            }
+            const uint8_t* p = g_.mem.at(gpa, len);
+            if (!p) {
+                status = abi::Status::fault;
+                break;
+            }
+            // Copied byte by byte: the guest may change the buffer meanwhile, which
+            // only garbles its own output.
+            for (uint64_t i = 0; i < len; ++i) g_.console.put_char(static_cast<char>(p[i]));
+            rdx() = len;
+            break;
+        }
+        case abi::Hypercall::exit: {
+            skip_instruction();
+            int64_t code = static_cast<int64_t>(rdi());
+            return stop("exit", code != 0, code);
+        }
+        default: status = abi::Status::unknown_call; break;
+    }
+    if (status != abi::Status::ok) ++g_.counters.hypercall_errors;
+    rax() = static_cast<uint64_t>(status);
+    skip_instruction();
+    return Action::resume;
+}
+
+// XSETBV: only XCR0, only feature sets the CPU supports and that are
+// architecturally consistent (SDM Vol. 1 §13.3); the value is then loaded on
+// this CPU, which belongs to this guest.
+Exit::Action Exit::on_xsetbv() {
+    uint64_t value = (rdx() << 32) | (rax() & 0xFFFFFFFF);
+    auto d = x86::cpuid(0xD, 0);
+    uint64_t supported = (static_cast<uint64_t>(d.edx) << 32) | d.eax;
+    bool ok = rcx() == 0 && (value & 1) && !(value & ~supported) && !((value & 4) && !(value & 2));
+    if (!ok) return inject(kVectorGp, true);
+    asm volatile("xsetbv" ::"c"(0), "a"(static_cast<uint32_t>(value)), "d"(static_cast<uint32_t>(value >> 32)));
+    skip_instruction();
+    return Action::resume;
+}
+
+// Any access outside the guest's RAM: the guest is stopped with the address.
+Exit::Action Exit::on_ept_violation() {
+    auto a = stop("ept_violation", true);
+    g_.stop.gpa = vmread(VmcsField64::GUEST_PHYSICAL_ADDRESS);
+    return a;
+}
+
+Exit::Action Exit::on_external_interrupt() {
+    // Acknowledged by the exit (exit control); the vector is informational. The
+    // hypervisor's only interrupt here is the wake-up/stop IPI, checked by the loop.
+    Interruption i = decode_interruption(vmread(VmcsField32::VM_EXIT_INTR_INFO));
+    (void)i;
+    drv::Lapic::eoi();
+    return Action::resume;
+}
+
+Exit::Action Exit::on_exception_nmi() {
+    Interruption i = decode_interruption(vmread(VmcsField32::VM_EXIT_INTR_INFO));
+    if (i.type == InterruptionType::nmi) {
+        // NMIs belong to the hypervisor; none is used yet, so it is only counted.
+        return Action::resume;
+    }
+    // The exception bitmap is empty, so only #MC lands here: the guest cannot go on.
+    return stop("exception", true, i.vector);
+}
+
+Result<void> setup_vmcs(cpu::PerCpu& pc, Guest& g, const VmcsControls& ctl) {
+    FixedBits f = read_fixed_bits();
+
+    // Controls (vmx_controls.cpp gives each one's reason).
+    TRY(vmwrite(VmcsField32::PIN_BASED_VM_EXEC_CONTROL, ctl.pin));
+    TRY(vmwrite(VmcsField32::CPU_BASED_VM_EXEC_CONTROL, ctl.proc));
+    TRY(vmwrite(VmcsField32::SECONDARY_VM_EXEC_CONTROL, ctl.proc2));
+    TRY(vmwrite(VmcsField32::VM_EXIT_CONTROLS, ctl.exit));
+    // The guest starts in 64-bit mode.
+    TRY(vmwrite(VmcsField32::VM_ENTRY_CONTROLS, ctl.entry | entry_ctl::IA32E_MODE_GUEST));
+    TRY(vmwrite(VmcsField32::EXCEPTION_BITMAP, 0));
+    TRY(vmwrite(VmcsField32::PAGE_FAULT_ERROR_CODE_MASK, 0));
+    TRY(vmwrite(VmcsField32::PAGE_FAULT_ERROR_CODE_MATCH, 0));
+    TRY(vmwrite(VmcsField32::CR3_TARGET_COUNT, 0));
+    TRY(vmwrite(VmcsField32::VM_EXIT_MSR_STORE_COUNT, 0));
+    TRY(vmwrite(VmcsField32::VM_EXIT_MSR_LOAD_COUNT, 0));
+    TRY(vmwrite(VmcsField32::VM_ENTRY_MSR_LOAD_COUNT, 0));
+    TRY(vmwrite(VmcsField32::VM_ENTRY_INTR_INFO_FIELD, 0));
+    TRY(vmwrite(VmcsField64::IO_BITMAP_A, image_phys(g_io_bitmap_a)));
+    TRY(vmwrite(VmcsField64::IO_BITMAP_B, image_phys(g_io_bitmap_b)));
+    TRY(vmwrite(VmcsField64::MSR_BITMAP, image_phys(g_msr_bitmap)));
+    TRY(vmwrite(VmcsField64::EPT_POINTER, g.eptp));
+    TRY(vmwrite(VmcsField16::VIRTUAL_PROCESSOR_ID, g.vpid));
+    TRY(vmwrite(VmcsField64::VMCS_LINK_POINTER, ~0ull));
+    TRY(vmwrite(VmcsField64::TSC_OFFSET, 0));
+
+    // CR0/CR4 bits the CPU fixes in VMX operation belong to the hypervisor; the
+    // guest reads its own values from the shadows. PE/PG are the guest's
+    // (unrestricted guest). SDM Vol. 3C §25.6.6.
+    uint64_t cr0_owned = ((f.cr0_fixed0 & ~(kCr0Pe | kCr0Pg)) | ~f.cr0_fixed1) & 0xFFFFFFFF;
+    uint64_t cr4_owned = (f.cr4_fixed0 | ~f.cr4_fixed1) & 0xFFFFFFFF;
+    uint64_t cr0 = kCr0Pe | kCr0Mp | kCr0Et | kCr0Ne | kCr0Wp | kCr0Pg;
+    uint64_t cr4 = kCr4Pae;
+    TRY(vmwrite(VmcsFieldNatural::CR0_GUEST_HOST_MASK, cr0_owned));
+    TRY(vmwrite(VmcsFieldNatural::CR4_GUEST_HOST_MASK, cr4_owned));
+    TRY(vmwrite(VmcsFieldNatural::CR0_READ_SHADOW, cr0));
+    TRY(vmwrite(VmcsFieldNatural::CR4_READ_SHADOW, cr4));
+
+    // Host state: what the CPU loads on every exit (SDM Vol. 3C §26.5).
+    TRY(vmwrite(VmcsFieldNatural::HOST_CR0, x86::read_cr0()));
+    TRY(vmwrite(VmcsFieldNatural::HOST_CR3, x86::read_cr3()));
+    TRY(vmwrite(VmcsFieldNatural::HOST_CR4, x86::read_cr4()));
+    TRY(vmwrite(VmcsField16::HOST_CS_SELECTOR, cpu::kKernelCode));
+    TRY(vmwrite(VmcsField16::HOST_SS_SELECTOR, cpu::kKernelData));
+    TRY(vmwrite(VmcsField16::HOST_DS_SELECTOR, cpu::kKernelData));
+    TRY(vmwrite(VmcsField16::HOST_ES_SELECTOR, cpu::kKernelData));
+    TRY(vmwrite(VmcsField16::HOST_FS_SELECTOR, 0));
+    TRY(vmwrite(VmcsField16::HOST_GS_SELECTOR, 0));
+    TRY(vmwrite(VmcsField16::HOST_TR_SELECTOR, cpu::kTssSelector));
+    TRY(vmwrite(VmcsFieldNatural::HOST_FS_BASE, 0));
+    TRY(vmwrite(VmcsFieldNatural::HOST_GS_BASE, reinterpret_cast<uint64_t>(&pc)));
+    TRY(vmwrite(VmcsFieldNatural::HOST_TR_BASE, reinterpret_cast<uint64_t>(&pc.tss)));
+    TRY(vmwrite(VmcsFieldNatural::HOST_GDTR_BASE, reinterpret_cast<uint64_t>(&pc.gdt)));
+    TRY(vmwrite(VmcsFieldNatural::HOST_IDTR_BASE, cpu::idt_base()));
+    TRY(vmwrite(VmcsField32::HOST_IA32_SYSENTER_CS, 0));
+    TRY(vmwrite(VmcsFieldNatural::HOST_IA32_SYSENTER_ESP, 0));
+    TRY(vmwrite(VmcsFieldNatural::HOST_IA32_SYSENTER_EIP, 0));
+    TRY(vmwrite(VmcsField64::HOST_IA32_EFER, x86::rdmsr(IA32_EFER)));
+    TRY(vmwrite(VmcsField64::HOST_IA32_PAT, x86::rdmsr(IA32_PAT)));
+    TRY(vmwrite(VmcsFieldNatural::HOST_RIP, reinterpret_cast<uint64_t>(&vmx_exit)));
+
+    // Guest state: 64-bit mode, flat segments, paging through the identity map
+    // the hypervisor wrote at kPml4Gpa (docs/guest-abi.md "Start state").
+    TRY(vmwrite(VmcsFieldNatural::GUEST_CR0, (cr0 | f.cr0_fixed0) & f.cr0_fixed1));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_CR3, abi::kPml4Gpa));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_CR4, (cr4 | f.cr4_fixed0) & f.cr4_fixed1));
+    TRY(vmwrite(VmcsField64::GUEST_IA32_EFER, kEferLme | kEferLma | kEferNxe));
+    TRY(vmwrite(VmcsField64::GUEST_IA32_PAT, kDefaultPat));
+    TRY(vmwrite(VmcsField64::GUEST_IA32_DEBUGCTL, 0));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_DR7, 0x400));
+    struct Seg {
+        VmcsField16 sel;
+        VmcsField32 limit, ar;
+        VmcsFieldNatural base;
+        uint16_t value;
+        uint32_t rights;
+    };
+    const Seg segs[] = {
+        {VmcsField16::GUEST_CS_SELECTOR, VmcsField32::GUEST_CS_LIMIT, VmcsField32::GUEST_CS_AR_BYTES,
+         VmcsFieldNatural::GUEST_CS_BASE, 0x08, kArCode64},
+        {VmcsField16::GUEST_SS_SELECTOR, VmcsField32::GUEST_SS_LIMIT, VmcsField32::GUEST_SS_AR_BYTES,
+         VmcsFieldNatural::GUEST_SS_BASE, 0x10, kArData},
+        {VmcsField16::GUEST_DS_SELECTOR, VmcsField32::GUEST_DS_LIMIT, VmcsField32::GUEST_DS_AR_BYTES,
+         VmcsFieldNatural::GUEST_DS_BASE, 0x10, kArData},
+        {VmcsField16::GUEST_ES_SELECTOR, VmcsField32::GUEST_ES_LIMIT, VmcsField32::GUEST_ES_AR_BYTES,
+         VmcsFieldNatural::GUEST_ES_BASE, 0x10, kArData},
+        {VmcsField16::GUEST_FS_SELECTOR, VmcsField32::GUEST_FS_LIMIT, VmcsField32::GUEST_FS_AR_BYTES,
+         VmcsFieldNatural::GUEST_FS_BASE, 0x10, kArData},
+        {VmcsField16::GUEST_GS_SELECTOR, VmcsField32::GUEST_GS_LIMIT, VmcsField32::GUEST_GS_AR_BYTES,
+         VmcsFieldNatural::GUEST_GS_BASE, 0x10, kArData},
+        {VmcsField16::GUEST_TR_SELECTOR, VmcsField32::GUEST_TR_LIMIT, VmcsField32::GUEST_TR_AR_BYTES,
+         VmcsFieldNatural::GUEST_TR_BASE, 0x18, kArTss64Busy},
+        {VmcsField16::GUEST_LDTR_SELECTOR, VmcsField32::GUEST_LDTR_LIMIT, VmcsField32::GUEST_LDTR_AR_BYTES,
+         VmcsFieldNatural::GUEST_LDTR_BASE, 0, kArUnusable},
+    };
+    for (const Seg& s : segs) {
+        TRY(vmwrite(s.sel, s.value));
+        TRY(vmwrite(s.limit, s.sel == VmcsField16::GUEST_TR_SELECTOR ? 0x67u : 0xFFFFFFFFu));
+        TRY(vmwrite(s.ar, s.rights));
+        TRY(vmwrite(s.base, 0));
+    }
+    TRY(vmwrite(VmcsFieldNatural::GUEST_GDTR_BASE, 0));
+    TRY(vmwrite(VmcsField32::GUEST_GDTR_LIMIT, 0));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_IDTR_BASE, 0));
+    TRY(vmwrite(VmcsField32::GUEST_IDTR_LIMIT, 0));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_RIP, g.elf.entry));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_RSP, abi::kStackTopGpa));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_RFLAGS, 0x2));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_PENDING_DBG_EXCEPTIONS, 0));
+    TRY(vmwrite(VmcsField32::GUEST_INTERRUPTIBILITY_INFO, 0));
+    TRY(vmwrite(VmcsField32::GUEST_ACTIVITY_STATE, kActivityActive));
+    TRY(vmwrite(VmcsField32::GUEST_SYSENTER_CS, 0));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_SYSENTER_ESP, 0));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_SYSENTER_EIP, 0));
+    return {};
+}
+
+}  // namespace
+
+void run_guest(cpu::PerCpu& pc, Guest& g) {
+    auto fail = [&](const char* reason, const Error& e) {
+        g.stop = guest::StopRecord{reason, true, 0, 0, 0, 0, static_cast<int64_t>(e.value), x86::rdtsc()};
+        g.stop_detail = e.detail;
+    };
+    if (auto r = enable_on_this_cpu(pc); !r) return fail("vmx_unavailable", r.error());
+    auto ctl = compute_controls(pc.vmx_raw);
+    if (!ctl) return fail("vmx_controls", ctl.error());
+    auto* vmcs = static_cast<uint32_t*>(mm::phys_to_virt(g.vmcs_phys));
+    __builtin_memset(vmcs, 0, 4096);
+    vmcs[0] = pc.vmx.vmcs_revision;
+    if (auto r = hw::vmclear(g.vmcs_phys); !r) return fail("vmclear", r.error());
+    if (auto r = hw::vmptrld(g.vmcs_phys); !r) return fail("vmptrld", r.error());
+    if (auto r = setup_vmcs(pc, g, *ctl); !r) return fail("vmcs_setup", r.error());
+    // Translations of a previous run of this guest (same EPTP and VPID) must go.
+    (void)hw::invept(hw::kInveptSingleContext, g.eptp);
+    (void)hw::invvpid(hw::kInvvpidSingleContext, g.vpid);
+
+    __builtin_memset(&g.regs, 0, sizeof g.regs);
+    g.regs.gpr[7] = abi::kBootInfoGpa;  // RDI
+    g.regs.gpr[6] = abi::kBootMagic;    // RSI
+    g.launched = false;
+    g.halted = false;
+    uint64_t rate = pc.vmx.preemption_timer_rate;
+    uint64_t timer = (g.tsc_hz ? g.tsc_hz : 1'000'000'000ull) / kTimerHz >> rate;
+    if (timer == 0) timer = 1;
+    if (timer > 0xFFFFFFFF) timer = 0xFFFFFFFF;
+    g.first_entry_tsc = x86::rdtsc();
+
+    for (;;) {
+        if (__atomic_load_n(&g.stop_requested, __ATOMIC_ACQUIRE)) {
+            g.stop = guest::StopRecord{"stopped_by_hypervisor", false, 0, vmread(VmcsFieldNatural::GUEST_RIP), 0, 0,
+                                       0, x86::rdtsc()};
+            break;
+        }
+        (void)vmwrite(VmcsField32::VMX_PREEMPTION_TIMER_VALUE, static_cast<uint32_t>(timer));
+        uint64_t rc = vmx_enter(&g.regs, g.launched);
+        if (rc != 0) {
+            uint32_t err = rc == 2 ? vmread(VmcsField32::VM_INSTRUCTION_ERROR) : 0;
+            g.stop = guest::StopRecord{"entry_failed", true, 0, vmread(VmcsFieldNatural::GUEST_RIP), 0, 0, err,
+                                       x86::rdtsc()};
+            g.stop_detail = vm_instruction_error_name(err);
+            break;
+        }
+        g.launched = true;
+        Exit exit(pc, g);
+        if (exit.handle() == Exit::Action::stop) break;
+        // Leaving HLT: any exit other than HLT itself wakes the guest only if it was
+        // an event for it; none exist yet, so a halted guest stays halted.
+    }
+    g.console.flush_partial();
+    (void)hw::vmclear(g.vmcs_phys);
+}
+
+}  // namespace hv::vmx
