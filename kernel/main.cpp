@@ -411,6 +411,7 @@ namespace {
         uint64_t t = x86::rdtsc();
         bool alive = guest::poll_partitions(t);
         if (test_exit_enabled() && (t >= deadline || !alive)) {
+            guest::stop_partitions(tsc.hz);
             guest::report_partitions();
             Line end("partitions.end");
             end.s("why", alive ? "duration" : "no_guest_left").u("errors", log::error_count())

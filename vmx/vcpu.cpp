@@ -170,7 +170,13 @@ Exit::Action Exit::handle() {
         case ExitReason::INIT_SIGNAL: return stop("init_signal", true);
         case ExitReason::EXTERNAL_INTERRUPT: return on_external_interrupt();
         case ExitReason::EXCEPTION_NMI: return on_exception_nmi();
-        case ExitReason::PREEMPTION_TIMER: ++g_.counters.timer_ticks; return Action::resume;
+        case ExitReason::PREEMPTION_TIMER:
+            ++g_.counters.timer_ticks;
+            if (g_.yielding) {
+                g_.yielding = false;
+                (void)vmwrite(VmcsField32::GUEST_ACTIVITY_STATE, kActivityActive);
+            }
+            return Action::resume;
         // Cache flushes would reach caches other partitions share: a no-op here.
         case ExitReason::WBINVD:
         case ExitReason::INVD: skip_instruction(); return Action::resume;
@@ -425,7 +431,12 @@ Exit::Action Exit::on_vmcall() {
     switch (static_cast<abi::Hypercall>(rax())) {
         case abi::Hypercall::abi_version: rdx() = abi::kHypercallAbiVersion; break;
         case abi::Hypercall::tsc_hz: rdx() = g_.tsc_hz; break;
-        case abi::Hypercall::yield: break;
+        case abi::Hypercall::yield:
+            // Sleep until the next timer tick: HLT activity state, woken by the
+            // preemption-timer exit below instead of by an interrupt.
+            g_.yielding = true;
+            (void)vmwrite(VmcsField32::GUEST_ACTIVITY_STATE, kActivityHlt);
+            break;
         case abi::Hypercall::console_write: {
             uint64_t gpa = rdi(), len = rsi();
             if (len > 4096) {
@@ -638,6 +649,7 @@ void run_guest(cpu::PerCpu& pc, Guest& g) {
     g.regs.gpr[6] = abi::kBootMagic;    // RSI
     g.launched = false;
     g.halted = false;
+    g.yielding = false;
     uint64_t rate = pc.vmx.preemption_timer_rate;
     uint64_t timer = (g.tsc_hz ? g.tsc_hz : 1'000'000'000ull) / kTimerHz >> rate;
     if (timer == 0) timer = 1;

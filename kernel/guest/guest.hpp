@@ -104,6 +104,7 @@ struct Guest {
     GuestRegs regs{};
     bool launched = false;
     bool halted = false;               // in HLT activity state
+    bool yielding = false;             // asleep in the yield hypercall until the next tick
     uint8_t vtpr = 0;                  // the guest's CR8 (virtual task priority)
     uint64_t tsc_hz = 0;
 

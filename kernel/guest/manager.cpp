@@ -144,6 +144,7 @@ void launch(Guest& g) {
     cpu::PerCpu& pc = cpu::cpu(g.cpu_index);
     g.stop = StopRecord{};
     g.stop_detail = nullptr;
+    g.stop_requested = false;
     g.stop_reported = false;
     g.start_tsc = x86::rdtsc();
     g.first_entry_tsc = 0;
@@ -364,6 +365,39 @@ bool poll_partitions(uint64_t now) {
         any_alive |= st == GuestState::ready || st == GuestState::running || st == GuestState::waiting_restart;
     }
     return any_alive;
+}
+
+void stop_partitions(uint64_t tsc_hz) {
+    for (size_t i = 0; i < g_guest_count; ++i) {
+        Guest& g = g_guests[i];
+        GuestState st = __atomic_load_n(&g.state, __ATOMIC_ACQUIRE);
+        if (st == GuestState::ready || st == GuestState::running) __atomic_store_n(&g.stop_requested, true, __ATOMIC_RELEASE);
+        else if (st == GuestState::waiting_restart) g.state = GuestState::given_up;
+    }
+    // No IPI on purpose: the next preemption-timer exit (every 1/kTimerHz s)
+    // brings each CPU back to the hypervisor, which sees the request.
+    uint64_t limit = x86::rdtsc() + (tsc_hz ? tsc_hz : 3'000'000'000ull) / 2;
+    for (size_t i = 0; i < g_guest_count; ++i) {
+        Guest& g = g_guests[i];
+        while (__atomic_load_n(&g.stop_requested, __ATOMIC_ACQUIRE) && x86::rdtsc() < limit) {
+            GuestState st = __atomic_load_n(&g.state, __ATOMIC_ACQUIRE);
+            if (st == GuestState::stopped) break;
+            x86::pause();
+        }
+        if (__atomic_load_n(&g.stop_requested, __ATOMIC_ACQUIRE)) {
+            GuestState st = __atomic_load_n(&g.state, __ATOMIC_ACQUIRE);
+            if (st == GuestState::stopped) {
+                drain_console(g);
+                Line l("guest.stop");
+                l.s("guest", g.cfg.name).s("reason", g.stop.reason ? g.stop.reason : "unknown").b("failure", g.stop.failure)
+                    .x("rip", g.stop.rip).u("restarts", g.restart_count);
+                log::emit(l);
+                g.state = GuestState::given_up;
+            } else {
+                log::error("guest", "%s did not stop within 500 ms", g.cfg.name);
+            }
+        }
+    }
 }
 
 void report_partitions() {

@@ -38,6 +38,12 @@ def unquote(v):
     return v
 
 
+def parse_events_any(text, prefix="guest."):
+    """Events of another prefix (guests print `guest.<event> key=value ...`)."""
+    return parse_events(text.replace(prefix, "hv.", 1) if text.startswith(prefix) else "") and \
+        [("guest." + e[3:], f) for e, f in parse_events(text.replace(prefix, "hv.", 1))]
+
+
 def parse_events(text):
     """Returns [(event, {key: value})] for every well-formed hv.* line."""
     events = []
@@ -62,6 +68,15 @@ class Console:
 
     def all(self, name, **match):
         return [f for e, f in self.events if e == name and all(f.get(k) == str(v) for k, v in match.items())]
+
+    def guest_lines(self, guest):
+        """[(index, event, fields)] of what `guest` printed on its UART, in console order."""
+        out = []
+        for i, (e, f) in enumerate(self.events):
+            if e == "hv.guest.console" and f.get("guest") == guest:
+                for ge, gf in parse_events_any(f.get("text", "")):
+                    out.append((i, ge, gf))
+        return out
 
     def one(self, name, **match):
         found = self.all(name, **match)
@@ -101,7 +116,7 @@ def qemu_command(case, build, workdir, serial):
         cmd += ["-kernel", os.path.join(build, "kernel", "hv.elf"),
                 "-append", " ".join(([] if case.get("idle") else ["hv.test_exit=1"]) + case.get("append", []))]
     elif boot in ("iso", "uefi"):
-        cmd += ["-cdrom", os.path.join(build, case.get("iso", "hv-test.iso"))]
+        cmd += ["-cdrom", case.get("iso_path") or os.path.join(build, case.get("iso", "hv-test.iso"))]
         if boot == "uefi":
             code, vars_ = find_ovmf()
             if not code:
@@ -142,7 +157,7 @@ def bochs_command(case, build, workdir, serial):
     rc = os.path.join(workdir, "bochsrc")
     with open(rc, "w") as f:
         f.write(BOCHSRC.format(mem=case["mem"], cpus=case["cpus"], ips=BOCHS_IPS,
-                               iso=os.path.join(build, "hv-test.iso"), serial=serial,
+                               iso=case.get("iso_path") or os.path.join(build, "hv-test.iso"), serial=serial,
                                log=os.path.join(workdir, "bochs.log")))
     cmds = os.path.join(workdir, "bochs.cmds")
     with open(cmds, "w") as f:
@@ -154,6 +169,18 @@ def run_emulator(case, build, verbose=True):
     workdir = tempfile.mkdtemp(prefix=f"hvtest-{case['name']}-")
     serial = os.path.join(workdir, "serial.log")
     open(serial, "w").close()
+    if case.get("config"):
+        # An appliance image for this case: hypervisor, configuration, guests.
+        iso = os.path.join(workdir, "appliance.iso")
+        cmdline = f"hv.test_exit=1 hv.test_duration_ms={case.get('duration_ms', 1500)}"
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "mkimage.py"),
+                            "--kernel", os.path.join(build, "kernel", "hv.elf"),
+                            "--config", os.path.join(HERE, "configs", case["config"]),
+                            "--guest-dir", os.path.join(build, "guests"), "--cmdline", cmdline, "--out", iso],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise CheckFailed(f"mkimage failed: {r.stderr}")
+        case = dict(case, iso_path=iso)
     if case["emulator"] == "qemu":
         cmd = qemu_command(case, build, workdir, serial)
     else:
@@ -334,6 +361,138 @@ def check_hang_detected(c, case):
     expect(c.one("hv.idle"), "no idle line")
 
 
+def guest_events(c, guest, name):
+    return [(i, f) for i, e, f in c.guest_lines(guest) if e == name]
+
+
+def check_partitions_end(c, case, errors=0):
+    expect(not c.timed_out, f"emulator did not end within {case['timeout']} s")
+    end = c.one("hv.partitions.end")
+    expect(int(end["errors"]) == errors, f"hypervisor errors={end['errors']}, expected {errors}")
+    s = c.one("hv.summary")
+    expect(s["cpus_online"] == str(case["cpus"]), f"cpus_online={s['cpus_online']}")
+
+
+def check_heartbeats(c, guests, at_least=3):
+    spans = {}
+    for g in guests:
+        hello = guest_events(c, g, "guest.hello")
+        expect(hello and hello[0][1]["name"] == g, f"{g}: no guest.hello naming it")
+        beats = guest_events(c, g, "guest.heartbeat")
+        expect(len(beats) >= at_least, f"{g}: {len(beats)} heartbeats, expected at least {at_least}")
+        expect([int(f["n"]) for _, f in beats] == list(range(1, len(beats) + 1)), f"{g}: heartbeats out of order")
+        spans[g] = (beats[0][0], beats[-1][0])
+    return spans
+
+
+def check_three_guests(c, case):
+    check_partitions_end(c, case)
+    spans = check_heartbeats(c, ["alpha", "beta", "gamma"])
+    # Concurrency: every guest's heartbeats overlap every other guest's in time.
+    for a in spans:
+        for b in spans:
+            if a != b:
+                expect(spans[a][0] < spans[b][1], f"{a} and {b} did not run concurrently")
+    for g in ("alpha", "beta", "gamma"):
+        start = c.one("hv.guest.start", guest=g)
+        expect(start["mem_mib"] == "8" and start["ept_tables"] == "3", f"{g}: {start}")
+        run = c.one("hv.guest.running", guest=g)
+        expect(int(run["ticks_from_hv_entry"]) > 0, "no entry-to-guest figure")
+        st = c.one("hv.guest.stats", guest=g)
+        expect(st["console_dropped"] == "0", f"{g} lost console lines")
+
+
+def check_probe(c, case):
+    check_partitions_end(c, case)
+    checks = guest_events(c, "probe", "guest.check")
+    failed = [f for _, f in checks if f["result"] != "pass"]
+    expect(not failed, f"probe checks failed: {failed}")
+    names = {f["name"] for _, f in checks}
+    for n in ("cpuid1_ecx_vmx_clear", "cpuid1_ecx_hypervisor_set", "cpuid_hv_signature", "cpuid_hv_abi_version",
+              "hc_unknown_call", "hc_console_write_beyond_ram", "pio_unknown_port_reads_ff", "msr_feature_control_gp"):
+        expect(n in names, f"probe did not run check {n}: {sorted(names)}")
+    p = guest_events(c, "probe", "guest.probe")
+    expect(p and p[-1][1]["failed"] == "0" and int(p[-1][1]["passed"]) >= 10, f"probe result: {p}")
+    stop = c.one("hv.guest.stop", guest="probe")
+    expect(stop["reason"] == "exit" and stop["code"] == "0" and stop["failure"] == "no", f"probe stop: {stop}")
+    st = c.one("hv.guest.stats", guest="probe")
+    expect(int(st["msr_denied"]) >= 1 and int(st["io_unknown_in"]) >= 1 and int(st["hypercall_errors"]) >= 1,
+           f"probe's denied accesses were not counted: {st}")
+    check_heartbeats(c, ["beat"])
+
+
+def check_hostile(c, case):
+    check_partitions_end(c, case)
+    mem = 8 << 20
+    expected = {  # attack n -> (stop reason, gpa or exit code)
+        0: ("ept_violation", mem + (1 << 30)),
+        1: ("ept_violation", 0xFEE00000),
+        2: ("ept_violation", mem),
+        3: ("exit", 100 + 13),  # #GP injected for WRMSR IA32_APIC_BASE
+        4: ("exit", 0),         # PCI config ports: dropped/all-ones, it survives
+    }
+    stops = c.all("hv.guest.stop", guest="hostile")
+    attacks = guest_events(c, "hostile", "guest.attack")
+    expect(len(stops) >= 5 and len(attacks) >= 5, f"{len(attacks)} attacks, {len(stops)} stops")
+    for n, (reason, value) in expected.items():
+        a = attacks[n][1]
+        expect(a["n"] == str(n), f"attack order: {a}")
+        s = stops[n]
+        expect(s["reason"] == reason, f"attack {n} ({a['name']}): stop {s}")
+        if reason == "ept_violation":
+            expect(int(s["gpa"], 16) == value, f"attack {n}: gpa {s['gpa']}, expected {value:#x}")
+        else:
+            expect(int(s["code"]) == value, f"attack {n}: exit code {s['code']}, expected {value}")
+    restarts = [int(f["restart"]) for f in c.all("hv.guest.restart", guest="hostile")]
+    expect(restarts == list(range(1, 5)), f"restart counts {restarts}")
+    expect(c.one("hv.guest.gave_up", guest="hostile")["limit"] == "4", "no gave_up at the limit")
+    spans = check_heartbeats(c, ["beat1", "beat2"])
+    last_stop = max(i for i, (e, f) in enumerate(c.events) if e == "hv.guest.stop" and f.get("guest") == "hostile")
+    for g, (first, last) in spans.items():
+        expect(last > last_stop, f"{g} stopped printing when the hostile guest was stopped")
+    st = c.one("hv.guest.stats", guest="hostile")
+    expect(int(st["msr_denied"]) >= 1, "denied WRMSR not counted")
+
+
+def check_crash(c, case):
+    check_partitions_end(c, case)
+    stops = c.all("hv.guest.stop", guest="crasher")
+    expect(len(stops) == 3 and all(s["reason"] == "triple_fault" and s["failure"] == "yes" for s in stops),
+           f"crasher stops: {stops}")
+    expect([s["restarts"] for s in stops] == ["0", "1", "2"], f"restart counts in stop records: {stops}")
+    expect([f["restart"] for f in c.all("hv.guest.restart", guest="crasher")] == ["1", "2"], "restarts")
+    delays = [int(f["delay_ms"]) for f in c.all("hv.guest.restart_scheduled", guest="crasher")]
+    expect(delays == [20, 40], f"back-off delays {delays}, expected [20, 40]")
+    g = c.one("hv.guest.gave_up", guest="crasher")
+    expect(g["restarts"] == "2" and g["limit"] == "2", f"gave_up: {g}")
+    crashes = guest_events(c, "crasher", "guest.crash")
+    expect([f["restart"] for _, f in crashes] == ["0", "1", "2"], f"guest saw restart counts {crashes}")
+    check_heartbeats(c, ["beat"])
+
+
+def check_bad_guest(c, case):
+    check_partitions_end(c, case, errors=1)
+    diag = c.one("hv.config.diag", guest="broken")
+    expect(diag["severity"] == "error" and diag["field"] == "colour" and diag["line"] == "16", f"diag: {diag}")
+    expect("unknown key" in diag["msg"], f"diag message: {diag['msg']}")
+    expect(c.one("hv.guest.rejected", guest="broken")["line"] == "11", "rejected guest's line")
+    cfg = c.one("hv.config")
+    expect(cfg["guests"] == "3" and cfg["started"] == "2", f"config: {cfg}")
+    check_heartbeats(c, ["good1", "good3"])
+    expect(not c.guest_lines("broken"), "the broken guest ran")
+
+
+def check_spin(c, case):
+    check_partitions_end(c, case)
+    a = guest_events(c, "spin_cli", "guest.attack")
+    expect(a and a[0][1]["name"] == "spin_cli", f"spin attack not announced: {a}")
+    stop = c.one("hv.guest.stop", guest="spin_cli")
+    expect(stop["reason"] == "stopped_by_hypervisor", f"spinning guest: {stop}")
+    st = c.one("hv.guest.stats", guest="spin_cli")
+    expect(int(st["timer_ticks"]) >= 10, f"preemption timer ticks {st['timer_ticks']}")
+    check_heartbeats(c, ["beat"])
+
+
 CASES = {}
 
 
@@ -368,6 +527,18 @@ case("qemu_ap_hang", check_ap_hang, emulator="qemu", boot="kernel", cpus=4, mem=
 case("qemu_hotplug_slots", check_hotplug_slots, emulator="qemu", boot="kernel", cpus=2, mem=128, smp="2,maxcpus=4")
 case("qemu_grub_multiboot1", check_no_vmx, emulator="qemu", boot="iso", iso="hv-test-mb1.iso", cpus=2, mem=256,
      protocol=1)
+# Bochs, partitions (issue #3).
+case("bochs_three_guests", check_three_guests, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="three_hello.toml", duration_ms=1500)
+case("bochs_probe", check_probe, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300, config="probe.toml")
+case("bochs_hostile", check_hostile, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="hostile.toml", duration_ms=2000)
+case("bochs_crash_restart", check_crash, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="crash.toml", duration_ms=1500)
+case("bochs_bad_guest", check_bad_guest, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="bad_guest.toml")
+case("bochs_spin_stopped", check_spin, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="spin.toml", duration_ms=600)
 # Bochs (VMX with EPT): every CPU online, VMX features present on each.
 case("bochs_1cpu", check_vmx, emulator="bochs", boot="iso", cpus=1, mem=256, timeout=300)
 case("bochs_4cpu", check_vmx, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=400)
