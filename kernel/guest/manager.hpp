@@ -9,7 +9,7 @@
 namespace hv::guest {
 
 // Boot CPU: reads the `config` module, validates it against this machine,
-// builds and launches every valid guest. False when there is nothing to run.
+// builds and launches every valid guest. False when there is no configuration.
 bool start_partitions(const boot::BootInfo& boot, uint64_t tsc_hz);
 // Boot CPU, called in a loop: prints guest output, handles stops and restarts.
 // Returns whether any guest is still running or due to restart.

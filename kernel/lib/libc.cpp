@@ -26,6 +26,14 @@ void* memmove(void* dst, const void* src, size_t n) {
 
 void* memset(void* dst, int c, size_t n) {
     auto* d = static_cast<uint8_t*>(dst);
+    // Large aligned fills (guest RAM, page tables) by quadwords: eight times
+    // fewer iterations where REP STOSB is not fast-stringed (and in emulators).
+    if (n >= 256 && (reinterpret_cast<uintptr_t>(d) & 7) == 0) {
+        uint64_t pattern = 0x0101010101010101ull * static_cast<uint8_t>(c);
+        size_t q = n / 8;
+        asm volatile("rep stosq" : "+D"(d), "+c"(q) : "a"(pattern) : "memory");
+        n &= 7;
+    }
     asm volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
     return dst;
 }

@@ -132,7 +132,7 @@ def qemu_command(case, build, workdir, serial):
 
 BOCHSRC = """\
 megs: {mem}
-cpu: model=corei7_skylake_x, count={cpus}, ips={ips}, reset_on_triple_fault=0
+cpu: model={model}, count={cpus}, ips={ips}, reset_on_triple_fault=0
 romimage: file=/usr/share/bochs/BIOS-bochs-latest
 vgaromimage: file=/usr/share/vgabios/vgabios.bin
 ata0-master: type=cdrom, path={iso}, status=inserted
@@ -151,12 +151,14 @@ debug: action=ignore
 # time (and RDTSC) advance with executed instructions only, so runs are
 # deterministic; this sets how many instructions one emulated second is.
 BOCHS_IPS = 50_000_000
+# The CPU model with VMX, EPT, VPID and unrestricted guest (DESIGN.md).
+BOCHS_MODEL = "corei7_skylake_x"
 
 
 def bochs_command(case, build, workdir, serial):
     rc = os.path.join(workdir, "bochsrc")
     with open(rc, "w") as f:
-        f.write(BOCHSRC.format(mem=case["mem"], cpus=case["cpus"], ips=BOCHS_IPS,
+        f.write(BOCHSRC.format(mem=case["mem"], cpus=case["cpus"], ips=BOCHS_IPS, model=case.get("model", BOCHS_MODEL),
                                iso=case.get("iso_path") or os.path.join(build, "hv-test.iso"), serial=serial,
                                log=os.path.join(workdir, "bochs.log")))
     cmds = os.path.join(workdir, "bochs.cmds")
@@ -493,6 +495,19 @@ def check_spin(c, case):
     check_heartbeats(c, ["beat"])
 
 
+def check_penryn(c, case):
+    # A CPU with VMX but without the preemption timer, EPT or unrestricted guest:
+    # reported per CPU, and a guest on it is refused with the missing control.
+    expect(not c.timed_out, "emulator hung")
+    for i in range(case["cpus"]):
+        v = c.one("hv.vmx", cpu=i)
+        expect(v["vmx"] == "yes" and v["ept"] == "no" and v["unrestricted_guest"] == "no", f"cpu {i}: {v}")
+    r = c.one("hv.guest.rejected", guest="one")
+    expect(r["reason"] == "vmx_unsupported" and "preemption timer" in r["detail"], f"rejection: {r}")
+    end = c.one("hv.partitions.end")
+    expect(end["why"] == "no_guest_left" and end["errors"] == "1", f"end: {end}")
+
+
 CASES = {}
 
 
@@ -539,6 +554,8 @@ case("bochs_bad_guest", check_bad_guest, emulator="bochs", boot="iso", cpus=4, m
      config="bad_guest.toml")
 case("bochs_spin_stopped", check_spin, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="spin.toml", duration_ms=600)
+case("bochs_penryn_refused", check_penryn, emulator="bochs", boot="iso", cpus=2, mem=256, timeout=300,
+     config="one_guest.toml", model="core2_penryn_t9600")
 # Bochs (VMX with EPT): every CPU online, VMX features present on each.
 case("bochs_1cpu", check_vmx, emulator="bochs", boot="iso", cpus=1, mem=256, timeout=300)
 case("bochs_4cpu", check_vmx, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=400)
@@ -594,7 +611,8 @@ def main():
     hang = harness_hang_case(a.build)
     cases[hang["name"]] = hang
     if a.cmd == "bochsrc":
-        print(BOCHSRC.format(mem=a.mem, cpus=a.cpus, ips=BOCHS_IPS, iso=a.iso, serial=a.serial, log=a.log), end="")
+        print(BOCHSRC.format(mem=a.mem, cpus=a.cpus, ips=BOCHS_IPS, model=BOCHS_MODEL, iso=a.iso, serial=a.serial,
+                             log=a.log), end="")
         return 0
     if a.cmd == "list":
         for n in cases:
