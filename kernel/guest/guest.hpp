@@ -116,7 +116,7 @@ struct Guest {
     uint64_t first_entry_tsc = 0;      // TSC right before its first VM entry
     StopRecord stop{};
     const char* stop_detail = nullptr; // hypervisor-side detail (VMX error name, ...)
-    bool stop_reported = true;
+    bool stop_reported = false;       // (all-zero defaults keep g_guests in .bss)
 
     Counters counters{};
     ConsoleRing console;
