@@ -34,7 +34,10 @@ constexpr uint32_t kArUnusable = 1u << 16;
 // Segment access rights: type | S | DPL | P | L | D/B | G (SDM Vol. 3C Table 25-2).
 constexpr uint32_t kArCode64 = 0xB | (1u << 4) | (1u << 7) | (1u << 13) | (1u << 15);
 constexpr uint32_t kArData = 0x3 | (1u << 4) | (1u << 7) | (1u << 14) | (1u << 15);
-constexpr uint32_t kArTss64Busy = 0xB | (1u << 7);
+constexpr uint32_t kArTss64Busy = 0xB | (1u << 7);  // also "busy 32-bit TSS" outside IA-32e mode
+constexpr uint32_t kArCode32 = 0xB | (1u << 4) | (1u << 7) | (1u << 14) | (1u << 15);
+constexpr uint32_t kArCode16 = 0xB | (1u << 4) | (1u << 7);  // real mode: 16-bit, byte granular
+constexpr uint32_t kArData16 = 0x3 | (1u << 4) | (1u << 7);
 
 constexpr uint16_t kUartBase = 0x3F8;
 enum UartReg : uint16_t { THR = 0, IER = 1, IIR = 2, LCR = 3, MCR = 4, LSR = 5, MSR_REG = 6, SCR = 7 };
@@ -515,8 +518,9 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Guest& g, const VmcsControls& ctl) {
     TRY(vmwrite(VmcsField32::CPU_BASED_VM_EXEC_CONTROL, ctl.proc));
     TRY(vmwrite(VmcsField32::SECONDARY_VM_EXEC_CONTROL, ctl.proc2));
     TRY(vmwrite(VmcsField32::VM_EXIT_CONTROLS, ctl.exit));
-    // The guest starts in 64-bit mode.
-    TRY(vmwrite(VmcsField32::VM_ENTRY_CONTROLS, ctl.entry | entry_ctl::IA32E_MODE_GUEST));
+    // IA-32e mode only for a guest that starts in 64-bit mode.
+    TRY(vmwrite(VmcsField32::VM_ENTRY_CONTROLS,
+                ctl.entry | (g.cfg.mode == config::StartMode::long64 ? entry_ctl::IA32E_MODE_GUEST : 0)));
     TRY(vmwrite(VmcsField32::EXCEPTION_BITMAP, 0));
     TRY(vmwrite(VmcsField32::PAGE_FAULT_ERROR_CODE_MASK, 0));
     TRY(vmwrite(VmcsField32::PAGE_FAULT_ERROR_CODE_MATCH, 0));
@@ -538,8 +542,19 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Guest& g, const VmcsControls& ctl) {
     // (unrestricted guest). SDM Vol. 3C §25.6.6.
     uint64_t cr0_owned = ((f.cr0_fixed0 & ~(kCr0Pe | kCr0Pg)) | ~f.cr0_fixed1) & 0xFFFFFFFF;
     uint64_t cr4_owned = (f.cr4_fixed0 | ~f.cr4_fixed1) & 0xFFFFFFFF;
+    // Start state per mode (docs/guest-abi.md "Start states"). 16- and 32-bit
+    // guests run with paging off, which unrestricted guest allows (SDM Vol. 3C
+    // §26.3.1.1: PE and PG may be 0).
+    const config::StartMode mode = g.cfg.mode;
     uint64_t cr0 = kCr0Pe | kCr0Mp | kCr0Et | kCr0Ne | kCr0Wp | kCr0Pg;
     uint64_t cr4 = kCr4Pae;
+    if (mode == config::StartMode::protected32) {
+        cr0 = kCr0Pe | kCr0Et | kCr0Ne;
+        cr4 = 0;
+    } else if (mode == config::StartMode::real16) {
+        cr0 = kCr0Et | kCr0Ne;
+        cr4 = 0;
+    }
     TRY(vmwrite(VmcsFieldNatural::CR0_GUEST_HOST_MASK, cr0_owned));
     TRY(vmwrite(VmcsFieldNatural::CR4_GUEST_HOST_MASK, cr4_owned));
     TRY(vmwrite(VmcsFieldNatural::CR0_READ_SHADOW, cr0));
@@ -570,10 +585,11 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Guest& g, const VmcsControls& ctl) {
 
     // Guest state: 64-bit mode, flat segments, paging through the identity map
     // the hypervisor wrote at kPml4Gpa (docs/guest-abi.md "Start state").
-    TRY(vmwrite(VmcsFieldNatural::GUEST_CR0, (cr0 | f.cr0_fixed0) & f.cr0_fixed1));
-    TRY(vmwrite(VmcsFieldNatural::GUEST_CR3, abi::kPml4Gpa));
+    uint64_t cr0_fixed0 = f.cr0_fixed0 & ~(kCr0Pe | kCr0Pg);  // unrestricted guest
+    TRY(vmwrite(VmcsFieldNatural::GUEST_CR0, (cr0 | cr0_fixed0) & f.cr0_fixed1));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_CR3, mode == config::StartMode::long64 ? abi::kPml4Gpa : 0));
     TRY(vmwrite(VmcsFieldNatural::GUEST_CR4, (cr4 | f.cr4_fixed0) & f.cr4_fixed1));
-    TRY(vmwrite(VmcsField64::GUEST_IA32_EFER, kEferLme | kEferLma | kEferNxe));
+    TRY(vmwrite(VmcsField64::GUEST_IA32_EFER, mode == config::StartMode::long64 ? kEferLme | kEferLma | kEferNxe : 0));
     TRY(vmwrite(VmcsField64::GUEST_IA32_PAT, kDefaultPat));
     TRY(vmwrite(VmcsField64::GUEST_IA32_DEBUGCTL, 0));
     TRY(vmwrite(VmcsFieldNatural::GUEST_DR7, 0x400));
@@ -602,18 +618,34 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Guest& g, const VmcsControls& ctl) {
         {VmcsField16::GUEST_LDTR_SELECTOR, VmcsField32::GUEST_LDTR_LIMIT, VmcsField32::GUEST_LDTR_AR_BYTES,
          VmcsFieldNatural::GUEST_LDTR_BASE, 0, kArUnusable},
     };
+    // Real mode: CS is the entry's paragraph (CS:IP = entry >> 4 : entry & 0xF,
+    // as DOS loads a program), the other segments are 0; limits are 64 KiB and
+    // IDTR points at a (zeroed) real-mode IVT.
+    bool real = mode == config::StartMode::real16;
+    uint64_t entry = g.elf.entry;
+    uint64_t cs_base = real ? (entry & 0xFFFF0) : 0;
     for (const Seg& s : segs) {
-        TRY(vmwrite(s.sel, s.value));
-        TRY(vmwrite(s.limit, s.sel == VmcsField16::GUEST_TR_SELECTOR ? 0x67u : 0xFFFFFFFFu));
-        TRY(vmwrite(s.ar, s.rights));
-        TRY(vmwrite(s.base, 0));
+        bool is_cs = s.sel == VmcsField16::GUEST_CS_SELECTOR;
+        bool is_tr = s.sel == VmcsField16::GUEST_TR_SELECTOR;
+        bool is_ldtr = s.sel == VmcsField16::GUEST_LDTR_SELECTOR;
+        uint32_t rights = s.rights;
+        uint16_t sel = s.value;
+        if (mode == config::StartMode::protected32 && is_cs) rights = kArCode32;
+        if (real && !is_tr && !is_ldtr) {
+            rights = is_cs ? kArCode16 : kArData16;
+            sel = is_cs ? static_cast<uint16_t>(cs_base >> 4) : 0;
+        }
+        TRY(vmwrite(s.sel, sel));
+        TRY(vmwrite(s.limit, is_tr ? 0x67u : real ? 0xFFFFu : 0xFFFFFFFFu));
+        TRY(vmwrite(s.ar, rights));
+        TRY(vmwrite(s.base, is_cs ? cs_base : 0));
     }
     TRY(vmwrite(VmcsFieldNatural::GUEST_GDTR_BASE, 0));
-    TRY(vmwrite(VmcsField32::GUEST_GDTR_LIMIT, 0));
+    TRY(vmwrite(VmcsField32::GUEST_GDTR_LIMIT, real ? 0xFFFF : 0));
     TRY(vmwrite(VmcsFieldNatural::GUEST_IDTR_BASE, 0));
-    TRY(vmwrite(VmcsField32::GUEST_IDTR_LIMIT, 0));
-    TRY(vmwrite(VmcsFieldNatural::GUEST_RIP, g.elf.entry));
-    TRY(vmwrite(VmcsFieldNatural::GUEST_RSP, abi::kStackTopGpa));
+    TRY(vmwrite(VmcsField32::GUEST_IDTR_LIMIT, real ? 0x3FF : 0));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_RIP, entry - cs_base));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_RSP, real ? abi::kRealStackTop : abi::kStackTopGpa));
     TRY(vmwrite(VmcsFieldNatural::GUEST_RFLAGS, 0x2));
     TRY(vmwrite(VmcsFieldNatural::GUEST_PENDING_DBG_EXCEPTIONS, 0));
     TRY(vmwrite(VmcsField32::GUEST_INTERRUPTIBILITY_INFO, 0));

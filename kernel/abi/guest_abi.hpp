@@ -19,7 +19,12 @@ inline constexpr uint64_t kPdGpa = 0x3000;          // one page directory per Gi
 inline constexpr uint64_t kMaxGuestGib = 4;
 inline constexpr uint64_t kBootInfoGpa = 0x8000;    // struct BootInfo
 inline constexpr uint64_t kStackTopGpa = 0x80000;   // initial RSP; 0x10000-0x80000 is stack
-inline constexpr uint64_t kImageBase = 0x100000;    // lowest address an image may load at
+inline constexpr uint64_t kImageBase = 0x100000;    // lowest address a 64-bit image may load at
+// 16- and 32-bit guests (mode = "real16"/"protected32") may load from 64 KiB:
+// a real-mode entry point must be below 1 MiB. Their initial stack is below
+// kRealStackTop (real16, SS = 0) or at kStackTopGpa (protected32).
+inline constexpr uint64_t kLowImageBase = 0x10000;
+inline constexpr uint64_t kRealStackTop = 0xFFF0;
 
 // ---------------------------------------------------------------------------
 // Boot information, at kBootInfoGpa; RDI holds its address and RSI kBootMagic

@@ -9,11 +9,12 @@ namespace hv::config {
 namespace {
 
 constexpr const char* kFieldNames[] = {
-    "name", "image", "cpus", "memory", "restart", "restart_delay_ms", "restart_delay_max_ms", "restart_limit",
+    "name", "image", "cpus", "memory", "restart", "restart_delay_ms", "restart_delay_max_ms", "restart_limit", "mode",
 };
 static_assert(sizeof kFieldNames / sizeof kFieldNames[0] == static_cast<size_t>(Field::count));
 
 constexpr const char* kPolicyNames[] = {"never", "on-failure", "always"};
+constexpr const char* kModeNames[] = {"long64", "protected32", "real16"};
 constexpr Field kRequiredFields[] = {Field::name, Field::image, Field::cpus, Field::memory};
 constexpr Field kRestartTuning[] = {Field::restart_delay_ms, Field::restart_delay_max_ms, Field::restart_limit};
 
@@ -600,6 +601,7 @@ void Parser::start_guest() {
     g.restart_delay_ms = kDefaultRestartDelayMs;
     g.restart_delay_max_ms = kDefaultRestartDelayMaxMs;
     g.restart_limit = kDefaultRestartLimit;
+    g.mode = StartMode::long64;
     g.line = line_;
     g.valid = true;
     for (bool& b : field_bad_) b = false;
@@ -746,8 +748,8 @@ void Parser::guest_key(const char* key, size_t key_len, Cursor& c) {
     if (f == Field::count) {
         error_key(guest_, key, key_len,
                   equals(key, key_len, "version") ? "unknown key in a guest (version goes before the first [[guest]])"
-                                                  : "unknown key (known: name, image, cpus, memory, restart, "
-                                                    "restart_delay_ms, restart_delay_max_ms, restart_limit)");
+                                                  : "unknown key (known: name,image,cpus,memory,mode,restart,"
+                                                    "restart_delay_ms,restart_delay_max_ms,restart_limit)");
         return;
     }
     size_t fi = static_cast<size_t>(f);
@@ -969,6 +971,22 @@ void Parser::apply(GuestConfig& g, Field f) {
         case Field::restart_delay_ms: apply_u32(f, g.restart_delay_ms, 1); return;
         case Field::restart_delay_max_ms: apply_u32(f, g.restart_delay_max_ms, 1); return;
         case Field::restart_limit: apply_u32(f, g.restart_limit, 0); return;
+        case Field::mode: {
+            if (v.kind != Kind::string) {
+                error(guest_, name, "must be a string (long64, protected32 or real16), not %s", kind_name(v.kind));
+                return;
+            }
+            for (size_t i = 0; i < sizeof kModeNames / sizeof kModeNames[0]; ++i) {
+                if (equals(v.str, v.str_len, kModeNames[i])) {
+                    g.mode = static_cast<StartMode>(i);
+                    return;
+                }
+            }
+            char shown[kSnippetLen + 4];
+            snippet(shown, sizeof shown, v.str, v.str_len);
+            error(guest_, name, "unknown mode '%s' (long64, protected32 or real16)", shown);
+            return;
+        }
         case Field::count: return;
     }
 }
@@ -983,6 +1001,11 @@ __attribute__((format(printf, 4, 5))) void appendf(char* out, size_t cap, size_t
 }
 
 }  // namespace
+
+const char* start_mode_name(StartMode m) {
+    auto i = static_cast<size_t>(m);
+    return i < sizeof kModeNames / sizeof kModeNames[0] ? kModeNames[i] : "unknown";
+}
 
 const char* restart_policy_name(RestartPolicy p) {
     size_t i = static_cast<size_t>(p);

@@ -32,6 +32,10 @@ constexpr uint32_t kDefaultRestartDelayMaxMs = 10000;
 constexpr uint32_t kDefaultRestartLimit = 5;
 
 enum class RestartPolicy : uint8_t { never, on_failure, always };
+// The CPU mode a guest starts in (docs/guest-abi.md "Start states"):
+// long64 at the ELF entry with paging; protected32 flat, paging off; real16.
+enum class StartMode : uint8_t { long64, protected32, real16 };
+const char* start_mode_name(StartMode m);
 const char* restart_policy_name(RestartPolicy p);
 
 // The keys of a [[guest]] section; indexes GuestConfig::field_line.
@@ -44,6 +48,7 @@ enum class Field : uint8_t {
     restart_delay_ms,
     restart_delay_max_ms,
     restart_limit,
+    mode,
     count,
 };
 const char* field_name(Field f);
@@ -55,6 +60,7 @@ struct GuestConfig {
     size_t cpu_count;
     uint64_t memory_bytes;
     RestartPolicy restart;
+    StartMode mode;
     uint32_t restart_delay_ms, restart_delay_max_ms, restart_limit;
     uint32_t line;  // line of its [[guest]] header
     // Line where each key was set (0 = not set), so later checks name the line.

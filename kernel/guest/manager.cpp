@@ -110,7 +110,10 @@ Result<void> build(Guest& g, const boot::BootInfo& boot) {
     }
     if (!g.image) return make_error(Errc::not_found, "no boot module with the image's name");
     g.ram_bytes = g.cfg.memory_bytes;
-    g.elf = TRY(parse_elf(g.image, g.image_size, abi::kImageBase, g.ram_bytes));
+    bool low = g.cfg.mode != config::StartMode::long64;
+    g.elf = TRY(parse_elf(g.image, g.image_size, low ? abi::kLowImageBase : abi::kImageBase, g.ram_bytes));
+    if (g.cfg.mode == config::StartMode::real16 && g.elf.entry >= 0x100000)
+        return make_error(Errc::invalid_argument, "a real16 guest's entry point must be below 1 MiB", g.elf.entry);
 
     // One contiguous block, aligned to the largest EPT page it can use.
     uint64_t align = g.ram_bytes >= (1ull << 30) && pc.vmx.ept_1g ? (1ull << 30) : k2MiB;
@@ -329,7 +332,7 @@ bool start_partitions(const boot::BootInfo& boot, uint64_t tsc_hz) {
         l.s("guest", g.cfg.name).u("id", g.id).u("cpu", g.cpu_index).u("mem_mib", g.ram_bytes >> 20)
             .x("ram_hpa", g.ram_hpa).x("entry", g.elf.entry).u("ept_tables", g.ept_tables).u("vpid", g.vpid)
             .u("overhead_bytes", (g.ept_tables + 1) * 4096 + sizeof(Guest))
-            .s("restart", config::restart_policy_name(g.cfg.restart));
+            .s("restart", config::restart_policy_name(g.cfg.restart)).s("mode", config::start_mode_name(g.cfg.mode));
         log::emit(l);
         launch(g);
     }

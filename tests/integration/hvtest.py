@@ -495,6 +495,20 @@ def check_spin(c, case):
     check_heartbeats(c, ["beat"])
 
 
+def check_modes(c, case):
+    check_partitions_end(c, case)
+    real = guest_events(c, "real", "guest.real16")
+    expect(real and real[0][1]["pe"] == "0" and real[0][1]["cs"] == "0x1100", f"real-mode guest: {real}")
+    prot = guest_events(c, "prot", "guest.prot32")
+    expect(prot and prot[0][1]["pe"] == "1" and prot[0][1]["pg"] == "0", f"protected-mode guest: {prot}")
+    for g, mode in (("real", "real16"), ("prot", "protected32"), ("long", "long64")):
+        expect(c.one("hv.guest.start", guest=g)["mode"] == mode, f"{g}: wrong mode")
+    for g in ("real", "prot"):
+        s = c.one("hv.guest.stop", guest=g)
+        expect(s["reason"] == "exit" and s["code"] == "0", f"{g} stop: {s}")
+    check_heartbeats(c, ["long"])
+
+
 def check_penryn(c, case):
     # A CPU with VMX but without the preemption timer, EPT or unrestricted guest:
     # reported per CPU, and a guest on it is refused with the missing control.
@@ -554,6 +568,8 @@ case("bochs_bad_guest", check_bad_guest, emulator="bochs", boot="iso", cpus=4, m
      config="bad_guest.toml")
 case("bochs_spin_stopped", check_spin, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="spin.toml", duration_ms=600)
+case("bochs_start_modes", check_modes, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="modes.toml")
 case("bochs_penryn_refused", check_penryn, emulator="bochs", boot="iso", cpus=2, mem=256, timeout=300,
      config="one_guest.toml", model="core2_penryn_t9600")
 # Bochs (VMX with EPT): every CPU online, VMX features present on each.

@@ -443,8 +443,7 @@ TEST(ConfigField, DuplicateKeys) {
 TEST(ConfigField, UnknownKeys) {
     auto cfg = with_key("colour", "\"blue\"");
     EXPECT_TRUE(only_error(*cfg, 8, 0, "colour",
-                           "unknown key (known: name, image, cpus, memory, restart, restart_delay_ms, "
-                           "restart_delay_max_ms, restart_limit)"));
+                           "unknown key (known: name,image,cpus,memory,mode,restart,restart_delay_ms,restart_delay_max_ms,restart_limit)"));
     EXPECT_FALSE(cfg->guests[0].valid);
 
     auto version_in_guest = with_key("version", "1");
@@ -1017,3 +1016,18 @@ TEST(ConfigHostile, MutatedInputsStayConsistent) {
 }
 
 }  // namespace
+
+TEST(ConfigField, StartModes) {
+    EXPECT_EQ(parse_text(one_guest())->guests[0].mode, hv::config::StartMode::long64);
+    auto real = with_key("mode", "\"real16\"");
+    ASSERT_TRUE(real->guests[0].valid) << dump(*real);
+    EXPECT_EQ(real->guests[0].mode, hv::config::StartMode::real16);
+    auto prot = with_key("mode", "\"protected32\"");
+    EXPECT_EQ(prot->guests[0].mode, hv::config::StartMode::protected32);
+    auto bad = with_key("mode", "\"vm86\"");
+    EXPECT_TRUE(only_error(*bad, 8, 0, "mode", "unknown mode 'vm86' (long64, protected32 or real16)"));
+    EXPECT_FALSE(bad->guests[0].valid);
+    auto number = with_key("mode", "16");
+    EXPECT_TRUE(only_error(*number, 8, 0, "mode", "must be a string (long64, protected32 or real16)"));
+    EXPECT_STREQ(hv::config::start_mode_name(hv::config::StartMode::protected32), "protected32");
+}
