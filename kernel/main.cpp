@@ -46,7 +46,8 @@ constinit uint64_t g_info = 0;
 
 // Keys this build understands (docs/cmdline.md). Anything else starting with
 // "hv." is reported, so a typo does not silently change nothing.
-constexpr const char* kKnownKeys[] = {"hv.test_exit", "hv.dump", "hv.inject", "hv.max_cpus", "hv.test_duration_ms"};
+constexpr const char* kKnownKeys[] = {"hv.test_exit", "hv.dump", "hv.inject", "hv.max_cpus", "hv.test_duration_ms",
+                                      "hv.test_actions"};
 
 void log_error(const char* component, const char* what, const Error& e) {
     Line l("error");
@@ -407,6 +408,11 @@ namespace {
     }
     uint64_t hz = tsc.hz ? tsc.hz : 3'000'000'000ull;
     uint64_t deadline = x86::rdtsc() + hz / 1000 * duration_ms;
+    char actions[200] = {};
+    if (cmd.get("hv.test_actions", actions, sizeof actions)) {
+        if (auto r = guest::schedule_test_actions(actions, x86::rdtsc()); !r)
+            log::error("cmdline", "hv.test_actions=%s: %s", actions, r.error().detail);
+    }
     for (;;) {
         uint64_t t = x86::rdtsc();
         bool alive = guest::poll_partitions(t);

@@ -660,7 +660,7 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Guest& g, const VmcsControls& ctl) {
 
 void run_guest(cpu::PerCpu& pc, Guest& g) {
     auto fail = [&](const char* reason, const Error& e) {
-        g.stop = guest::StopRecord{reason, true, 0, 0, 0, 0, static_cast<int64_t>(e.value), x86::rdtsc()};
+        g.stop = guest::StopRecord{reason, true, guest::kNoExit, 0, 0, 0, static_cast<int64_t>(e.value), x86::rdtsc()};
         g.stop_detail = e.detail;
     };
     if (auto r = enable_on_this_cpu(pc); !r) return fail("vmx_unavailable", r.error());
@@ -690,7 +690,7 @@ void run_guest(cpu::PerCpu& pc, Guest& g) {
 
     for (;;) {
         if (__atomic_load_n(&g.stop_requested, __ATOMIC_ACQUIRE)) {
-            g.stop = guest::StopRecord{"stopped_by_hypervisor", false, 0, vmread(VmcsFieldNatural::GUEST_RIP), 0, 0,
+            g.stop = guest::StopRecord{"stopped_by_hypervisor", false, guest::kNoExit, vmread(VmcsFieldNatural::GUEST_RIP), 0, 0,
                                        0, x86::rdtsc()};
             break;
         }
@@ -698,7 +698,7 @@ void run_guest(cpu::PerCpu& pc, Guest& g) {
         uint64_t rc = vmx_enter(&g.regs, g.launched);
         if (rc != 0) {
             uint32_t err = rc == 2 ? vmread(VmcsField32::VM_INSTRUCTION_ERROR) : 0;
-            g.stop = guest::StopRecord{"entry_failed", true, 0, vmread(VmcsFieldNatural::GUEST_RIP), 0, 0, err,
+            g.stop = guest::StopRecord{"entry_failed", true, guest::kNoExit, vmread(VmcsFieldNatural::GUEST_RIP), 0, 0, err,
                                        x86::rdtsc()};
             g.stop_detail = vm_instruction_error_name(err);
             break;

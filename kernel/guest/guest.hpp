@@ -20,14 +20,17 @@ enum class GuestState : uint32_t {
     stopped,          // stopped by the hypervisor (crash) or by itself (exit hypercall)
     waiting_restart,  // stopped; the restart policy will start it again at restart_tsc
     given_up,         // stopped for good (policy never, or restart limit reached)
+    parked,           // stopped by an operator action; `start` runs it again
 };
 const char* state_name(GuestState s);
+
+inline constexpr uint16_t kNoExit = 0xFFFF;
 
 // Why a guest stopped: the exit that ended it and where.
 struct StopRecord {
     const char* reason;   // "ept_violation", "triple_fault", "exit", "entry_failed", ...
     bool failure;         // counts for the on-failure policy; exit code 0 is not a failure
-    uint16_t exit_reason; // basic VM-exit reason
+    uint16_t exit_reason; // basic VM-exit reason, kNoExit when the stop was not caused by an exit
     uint64_t rip;
     uint64_t gpa;         // EPT violation: guest-physical address
     uint64_t qualification;
@@ -86,6 +89,8 @@ struct Guest {
     config::GuestConfig cfg{};
     GuestState state = GuestState::invalid;
     bool stop_requested = false;       // set by the boot CPU; checked on every exit
+    bool park_on_stop = false;         // an operator stop: no restart policy, state parked
+    bool start_after_park = false;     // operator restart: start again once parked
 
     // Memory: one contiguous, 2 MiB-aligned block of host RAM, guest-physical 0.
     uint64_t ram_hpa = 0;

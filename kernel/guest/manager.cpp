@@ -31,6 +31,7 @@ constinit config::Config g_config{};
 constinit Guest g_guests[config::kMaxGuests];
 alignas(EptTable) constinit unsigned char g_ept_storage[config::kMaxGuests][sizeof(EptTable)];
 constinit size_t g_guest_count = 0;
+void run_scheduled(uint64_t now);  // operator actions due (below)
 constinit uint64_t g_tsc_hz = 0;
 constexpr uint64_t k2MiB = 2ull << 20;
 // Kept free for the hypervisor itself (stacks, tables of later guests' restarts).
@@ -174,12 +175,21 @@ void on_stopped(Guest& g, uint64_t now) {
     const StopRecord& s = g.stop;
     Line l("guest.stop");
     l.s("guest", g.cfg.name).s("reason", s.reason ? s.reason : "unknown").b("failure", s.failure)
-        .i("code", s.code).s("exit", vmx::exit_reason_name(s.exit_reason)).x("rip", s.rip);
+        .i("code", s.code).s("exit", s.exit_reason == kNoExit ? "none" : vmx::exit_reason_name(s.exit_reason))
+        .x("rip", s.rip);
     if (s.gpa || (s.reason && str_eq(s.reason, "ept_violation"))) l.x("gpa", s.gpa).x("qualification", s.qualification);
     if (g.stop_detail) l.s("detail", g.stop_detail);
     l.u("restarts", g.restart_count);
     log::emit(l);
 
+    if (g.park_on_stop) {
+        g.park_on_stop = false;
+        __atomic_store_n(&g.state, GuestState::parked, __ATOMIC_RELEASE);
+        Line p("guest.parked");
+        p.s("guest", g.cfg.name);
+        log::emit(p);
+        return;
+    }
     bool restart = false;
     switch (g.cfg.restart) {
         case config::RestartPolicy::never: restart = false; break;
@@ -223,6 +233,115 @@ void report_stats(const Guest& g) {
 
 }  // namespace
 
+namespace {
+
+struct ScheduledAction {
+    char name[config::kMaxNameLen + 1];
+    Action action;
+    uint64_t at_tsc;
+    bool done;
+};
+constexpr size_t kMaxScheduled = 16;
+constinit ScheduledAction g_scheduled[kMaxScheduled];
+constinit size_t g_scheduled_count = 0;
+
+Guest* find_guest(const char* name) {
+    for (size_t i = 0; i < g_guest_count; ++i)
+        if (str_eq(g_guests[i].cfg.name, name)) return &g_guests[i];
+    return nullptr;
+}
+
+const char* action_name(Action a) { return a == Action::stop ? "stop" : a == Action::start ? "start" : "restart"; }
+
+// Start a parked or given-up guest again from its pristine image.
+Result<void> restart_from_image(Guest& g) {
+    ++g.restart_count;
+    g.consecutive_restarts = 0;
+    g.console.reset();
+    TRY(load(g));
+    Line l("guest.restart");
+    l.s("guest", g.cfg.name).u("restart", g.restart_count).s("by", "operator");
+    log::emit(l);
+    launch(g);
+    return {};
+}
+
+}  // namespace
+
+Result<void> guest_action(const char* name, Action action) {
+    Guest* g = find_guest(name);
+    if (!g) return make_error(Errc::not_found, "no guest with that name");
+    GuestState st = __atomic_load_n(&g->state, __ATOMIC_ACQUIRE);
+    if (st == GuestState::invalid) return make_error(Errc::invalid_argument, "the guest's configuration was rejected");
+    Line l("guest.action");
+    l.s("guest", g->cfg.name).s("action", action_name(action)).s("state", state_name(st));
+    log::emit(l);
+    bool running = st == GuestState::ready || st == GuestState::running;
+    if (action == Action::stop || (action == Action::restart && running)) {
+        if (!running) {
+            // Stopped already (waiting for a restart, or given up): just park it.
+            __atomic_store_n(&g->state, GuestState::parked, __ATOMIC_RELEASE);
+            return {};
+        }
+        g->park_on_stop = true;
+        g->start_after_park = action == Action::restart;
+        __atomic_store_n(&g->stop_requested, true, __ATOMIC_RELEASE);
+        // The IPI makes the guest's CPU exit now instead of at the next timer tick.
+        (void)drv::Lapic::send_fixed(cpu::cpu(g->cpu_index).apic_id, cpu::vector::WAKEUP);
+        return {};
+    }
+    if (running) return make_error(Errc::invalid_argument, "the guest is already running");
+    return restart_from_image(*g);
+}
+
+Result<void> schedule_test_actions(const char* spec, uint64_t start_tsc) {
+    // stop:NAME@MS,start:NAME@MS,restart:NAME@MS
+    const char* p = spec;
+    while (*p) {
+        if (g_scheduled_count == kMaxScheduled) return make_error(Errc::no_memory, "more than 16 test actions");
+        ScheduledAction a{};
+        const char* colon = p;
+        while (*colon && *colon != ':') ++colon;
+        size_t n = static_cast<size_t>(colon - p);
+        if (n == 4 && __builtin_memcmp(p, "stop", 4) == 0) a.action = Action::stop;
+        else if (n == 5 && __builtin_memcmp(p, "start", 5) == 0) a.action = Action::start;
+        else if (n == 7 && __builtin_memcmp(p, "restart", 7) == 0) a.action = Action::restart;
+        else return make_error(Errc::invalid_argument, "test action must be stop, start or restart");
+        if (*colon != ':') return make_error(Errc::invalid_argument, "test action lacks ':NAME@MS'");
+        p = colon + 1;
+        size_t len = 0;
+        while (*p && *p != '@' && len < config::kMaxNameLen) a.name[len++] = *p++;
+        if (*p != '@' || len == 0) return make_error(Errc::invalid_argument, "test action lacks '@MS' or a name");
+        ++p;
+        uint64_t ms = 0;
+        if (*p < '0' || *p > '9') return make_error(Errc::invalid_argument, "test action time is not a number");
+        while (*p >= '0' && *p <= '9' && ms < 100'000'000) ms = ms * 10 + static_cast<uint64_t>(*p++ - '0');
+        if (*p == ',') ++p;
+        else if (*p) return make_error(Errc::invalid_argument, "test actions are separated by ','");
+        a.at_tsc = start_tsc + ms_to_ticks(ms);
+        g_scheduled[g_scheduled_count++] = a;
+    }
+    return {};
+}
+
+namespace {
+
+void run_scheduled(uint64_t now) {
+    for (size_t i = 0; i < g_scheduled_count; ++i) {
+        ScheduledAction& a = g_scheduled[i];
+        if (a.done || now < a.at_tsc) continue;
+        a.done = true;
+        if (auto r = guest_action(a.name, a.action); !r) {
+            Line l("guest.action_failed");
+            l.s("guest", a.name).s("action", action_name(a.action)).s("detail", r.error().detail);
+            log::emit(l);
+            log::error("guest", "%s %s: %s", action_name(a.action), a.name, r.error().detail);
+        }
+    }
+}
+
+}  // namespace
+
 const char* state_name(GuestState s) {
     switch (s) {
         case GuestState::invalid: return "invalid";
@@ -231,6 +350,7 @@ const char* state_name(GuestState s) {
         case GuestState::stopped: return "stopped";
         case GuestState::waiting_restart: return "waiting_restart";
         case GuestState::given_up: return "given_up";
+        case GuestState::parked: return "parked";
     }
     return "unknown";
 }
@@ -345,6 +465,7 @@ bool start_partitions(const boot::BootInfo& boot, uint64_t tsc_hz) {
 }
 
 bool poll_partitions(uint64_t now) {
+    run_scheduled(now);
     bool any_alive = false;
     for (size_t i = 0; i < g_guest_count; ++i) {
         Guest& g = g_guests[i];
@@ -361,6 +482,11 @@ bool poll_partitions(uint64_t now) {
         if (st == GuestState::stopped) {
             on_stopped(g, now);
             st = g.state;
+            if (st == GuestState::parked && g.start_after_park) {
+                g.start_after_park = false;
+                if (auto r = restart_from_image(g); !r) guest_error(g, "cannot restart the guest", r.error());
+                st = g.state;
+            }
         }
         if (st == GuestState::waiting_restart && now >= g.restart_tsc) {
             ++g.restart_count;
@@ -378,6 +504,7 @@ bool poll_partitions(uint64_t now) {
             st = GuestState::ready;
         }
         any_alive |= st == GuestState::ready || st == GuestState::running || st == GuestState::waiting_restart;
+        for (size_t k = 0; k < g_scheduled_count; ++k) any_alive |= !g_scheduled[k].done;
     }
     return any_alive;
 }

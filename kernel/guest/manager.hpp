@@ -5,6 +5,7 @@
 
 #include "kernel/boot/multiboot.hpp"
 #include "kernel/cpu/percpu.hpp"
+#include "kernel/lib/result.hpp"
 
 namespace hv::guest {
 
@@ -14,6 +15,16 @@ bool start_partitions(const boot::BootInfo& boot, uint64_t tsc_hz);
 // Boot CPU, called in a loop: prints guest output, handles stops and restarts.
 // Returns whether any guest is still running or due to restart.
 bool poll_partitions(uint64_t now_tsc);
+// Operator actions on one guest, by name; the other guests are not touched.
+// stop: the guest's CPU leaves it at its next exit (an IPI forces one) and it
+// stays stopped, whatever its restart policy. start: a stopped guest starts
+// again from its pristine image. restart: stop, then start.
+enum class Action : uint8_t { stop, start, restart };
+Result<void> guest_action(const char* name, Action action);
+// Test hook: hv.test_actions=stop:NAME@MS,start:NAME@MS,... runs those actions
+// MS milliseconds after the partitions started (docs/cmdline.md).
+Result<void> schedule_test_actions(const char* spec, uint64_t start_tsc);
+
 // Asks every running guest to stop and waits (bounded) until they have; the
 // preemption timer lets even a guest spinning with interrupts off be stopped.
 void stop_partitions(uint64_t tsc_hz);

@@ -175,6 +175,8 @@ def run_emulator(case, build, verbose=True):
         # An appliance image for this case: hypervisor, configuration, guests.
         iso = os.path.join(workdir, "appliance.iso")
         cmdline = f"hv.test_exit=1 hv.test_duration_ms={case.get('duration_ms', 1500)}"
+        if case.get("actions"):
+            cmdline += f" hv.test_actions={case['actions']}"
         r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "mkimage.py"),
                             "--kernel", os.path.join(build, "kernel", "hv.elf"),
                             "--config", os.path.join(HERE, "configs", case["config"]),
@@ -509,6 +511,33 @@ def check_modes(c, case):
     check_heartbeats(c, ["long"])
 
 
+def check_actions(c, case):
+    # stop beta @300 ms, start it @700 ms, restart gamma @500 ms; alpha untouched.
+    check_partitions_end(c, case)
+    idx = {e: [i for i, (ev, f) in enumerate(c.events) if ev == e] for e in ("hv.guest.parked", "hv.guest.restart")}
+    parked = c.all("hv.guest.parked")
+    expect([f["guest"] for f in parked] == ["beta", "gamma"], f"parked: {parked}")
+    stops = c.all("hv.guest.stop", guest="beta")
+    expect(stops and stops[0]["reason"] == "stopped_by_hypervisor" and stops[0]["failure"] == "no", f"beta: {stops}")
+    restarts = c.all("hv.guest.restart")
+    expect([(f["guest"], f["restart"], f["by"]) for f in restarts] == [("gamma", "1", "operator"), ("beta", "1", "operator")],
+           f"restarts: {restarts}")
+    # beta printed nothing between its stop and its start, and said hello again after.
+    beta_lines = [i for i, e, f in c.guest_lines("beta")]
+    stop_i = idx["hv.guest.parked"][0]
+    start_i = [i for i, (ev, f) in enumerate(c.events) if ev == "hv.guest.restart" and f.get("guest") == "beta"][0]
+    expect(not [i for i in beta_lines if stop_i < i < start_i], "beta printed while stopped")
+    hellos = guest_events(c, "beta", "guest.hello")
+    expect([f["restart"] for _, f in hellos] == ["0", "1"], f"beta hellos: {hellos}")
+    ghellos = guest_events(c, "gamma", "guest.hello")
+    expect([f["restart"] for _, f in ghellos] == ["0", "1"], f"gamma hellos: {ghellos}")
+    # alpha never stopped and kept counting across all of it.
+    expect(not c.all("hv.guest.restart", guest="alpha") and len(c.all("hv.guest.stop", guest="alpha")) == 1, "alpha touched")
+    spans = check_heartbeats(c, ["alpha"], at_least=8)
+    expect(spans["alpha"][0] < stop_i and spans["alpha"][1] > start_i, "alpha did not run across the actions")
+    expect(c.one("hv.guest.stats", guest="alpha")["restarts"] == "0", "alpha restarted")
+
+
 def check_penryn(c, case):
     # A CPU with VMX but without the preemption timer, EPT or unrestricted guest:
     # reported per CPU, and a guest on it is refused with the missing control.
@@ -570,6 +599,8 @@ case("bochs_spin_stopped", check_spin, emulator="bochs", boot="iso", cpus=4, mem
      config="spin.toml", duration_ms=600)
 case("bochs_start_modes", check_modes, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="modes.toml")
+case("bochs_guest_actions", check_actions, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="three_hello.toml", duration_ms=1500, actions="stop:beta@300,restart:gamma@500,start:beta@700")
 case("bochs_penryn_refused", check_penryn, emulator="bochs", boot="iso", cpus=2, mem=256, timeout=300,
      config="one_guest.toml", model="core2_penryn_t9600")
 # Bochs (VMX with EPT): every CPU online, VMX features present on each.
