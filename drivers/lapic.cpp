@@ -84,6 +84,8 @@ Result<void> Lapic::send_startup(uint32_t apic_id, uint8_t vector_page) {
 
 void Lapic::eoi() { write(kRegEoi, 0); }
 
+Result<void> Lapic::send_nmi(uint32_t apic_id) { return send_ipi(apic_id, (4u << 8) | kIcrLevelAssert); }
+
 Result<void> Lapic::send_fixed(uint32_t apic_id, uint8_t vector) { return send_ipi(apic_id, vector | kIcrLevelAssert); }
 
 }  // namespace hv::drv

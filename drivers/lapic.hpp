@@ -24,6 +24,8 @@ class Lapic {
     static Result<void> send_init(uint32_t apic_id);
     static Result<void> send_startup(uint32_t apic_id, uint8_t vector_page);
     static void eoi();
+    // NMI to one CPU (delivery mode 100b).
+    static Result<void> send_nmi(uint32_t apic_id);
     // Fixed-delivery IPI with `vector` to one CPU.
     static Result<void> send_fixed(uint32_t apic_id, uint8_t vector);
 };

@@ -324,7 +324,9 @@ void Exit::uart_out(uint16_t offset, uint8_t value) {
 
 uint8_t Exit::uart_in(uint16_t offset) {
     switch (offset) {
-        case LSR: return 0x60;       // transmitter empty and idle: the guest never waits
+        // Transmitter empty and idle, unless this guest's console ring is full:
+        // then "busy", which is back-pressure for a guest that polls LSR.
+        case LSR: return g_.console.full() ? 0x00 : 0x60;
         case IIR: return 0x01;       // no interrupt pending
         case LCR: return g_.uart_lcr;
         case MSR_REG: return 0xB0;   // DCD, DSR, CTS
@@ -503,7 +505,9 @@ Exit::Action Exit::on_external_interrupt() {
 Exit::Action Exit::on_exception_nmi() {
     Interruption i = decode_interruption(vmread(VmcsField32::VM_EXIT_INTR_INFO));
     if (i.type == InterruptionType::nmi) {
-        // NMIs belong to the hypervisor; none is used yet, so it is only counted.
+        // NMIs belong to the hypervisor and are never given to a guest; none is
+        // used yet, so it is only counted.
+        ++g_.counters.nmis;
         return Action::resume;
     }
     // The exception bitmap is empty, so only #MC lands here: the guest cannot go on.

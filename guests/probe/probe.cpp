@@ -165,6 +165,70 @@ void probe_io_and_msrs(Probe& p) {
     p.check("msr_tsc_readable", tsc.ok && tsc.value != 0, "nonzero", tsc.ok ? got : "gp");
 }
 
+// Control registers and XCR0 go through the hypervisor's CR and XSETBV exit
+// handlers. A #GP from one of the instructions below is caught by skipping it
+// (its length is known: the asm pins the register operand).
+constinit volatile bool g_gp_armed = false;
+constinit volatile bool g_gp_seen = false;
+constinit volatile uint8_t g_gp_skip = 0;
+
+bool gp_fixup(hvg::ExceptionFrame& f) {
+    if (!g_gp_armed) return false;
+    f.rip += g_gp_skip;
+    g_gp_seen = true;
+    g_gp_armed = false;
+    return true;
+}
+
+template <typename F>
+bool raises_gp(uint8_t insn_len, F&& op) {
+    hvg::set_exception_hook(13, gp_fixup);
+    g_gp_seen = false;
+    g_gp_skip = insn_len;
+    g_gp_armed = true;
+    op();
+    g_gp_armed = false;
+    return g_gp_seen;
+}
+
+void probe_control_registers(Probe& p) {
+    constexpr uint64_t kCr4Vmxe = 1ull << 13, kCr4Osfxsr = 1ull << 9, kCr4Osxsave = 1ull << 18;
+    uint64_t cr4;
+    asm volatile("mov %%cr4, %0" : "=a"(cr4));
+    p.check("cr4_vmxe_hidden", (cr4 & kCr4Vmxe) == 0, "0", (cr4 & kCr4Vmxe) ? "1" : "0");
+    // mov %rax, %cr4 is 0F 22 E0 (3 bytes).
+    bool gp = raises_gp(3, [&] { asm volatile("mov %0, %%cr4" ::"a"(cr4 | kCr4Vmxe) : "memory"); });
+    p.check("cr4_set_vmxe_gp", gp, "gp", gp ? "gp" : "accepted");
+    gp = raises_gp(3, [&] { asm volatile("mov %0, %%cr4" ::"a"(cr4 | kCr4Osfxsr) : "memory"); });
+    uint64_t after;
+    asm volatile("mov %%cr4, %0" : "=a"(after));
+    p.check("cr4_set_osfxsr", !gp && (after & kCr4Osfxsr), "set", gp ? "gp" : (after & kCr4Osfxsr) ? "set" : "clear");
+    // CR8 is virtual: a value round-trips; one above 15 is refused.
+    // mov %rax, %cr8 is 44 0F 22 C0 (4 bytes).
+    uint64_t cr8 = 5;
+    asm volatile("mov %0, %%cr8\n mov %%cr8, %0" : "+a"(cr8)::"memory");
+    p.check_eq("cr8_roundtrip", 5, cr8);
+    gp = raises_gp(4, [&] { asm volatile("mov %0, %%cr8" ::"a"(uint64_t{16}) : "memory"); });
+    p.check("cr8_above_15_gp", gp, "gp", gp ? "gp" : "accepted");
+    asm volatile("mov %0, %%cr8" ::"a"(uint64_t{0}) : "memory");
+
+    // XSETBV: XCR0 = x87|SSE is accepted, XCR0 = 0 (no x87) is refused.
+    uint32_t ecx1 = 0;
+    asm volatile("cpuid" : "=c"(ecx1) : "a"(1), "c"(0) : "ebx", "edx");
+    if (!(ecx1 & (1u << 26))) {
+        p.check("xsetbv_valid", true, "no_xsave", "no_xsave");
+        return;
+    }
+    asm volatile("mov %0, %%cr4" ::"a"(after | kCr4Osxsave) : "memory");
+    // xsetbv is 0F 01 D1 (3 bytes).
+    gp = raises_gp(3, [&] { asm volatile("xsetbv" ::"c"(0), "a"(3), "d"(0) : "memory"); });
+    uint32_t lo = 0, hi = 0;
+    if (!gp) asm volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    p.check("xsetbv_valid", !gp && lo == 3 && hi == 0, "0x3", gp ? "gp" : lo == 3 ? "0x3" : "other");
+    gp = raises_gp(3, [&] { asm volatile("xsetbv" ::"c"(0), "a"(0), "d"(0) : "memory"); });
+    p.check("xsetbv_no_x87_gp", gp, "gp", gp ? "gp" : "accepted");
+}
+
 void probe_boot_state(Probe& p, const hv::abi::BootInfo& info) {
     p.check_eq("bootinfo_hypercall_abi", hv::abi::kHypercallAbiVersion, info.hypercall_abi);
     p.check_eq("bootinfo_console_port", 0x3F8, info.console_port);
@@ -197,6 +261,7 @@ extern "C" int guest_main(const hv::abi::BootInfo* info) {
     probe_hypercalls(p, *info);
     probe_io_and_msrs(p);
     probe_boot_state(p, *info);
+    probe_control_registers(p);
     hvg::Event("probe").u("passed", p.passed()).u("failed", p.failed()).emit();
     return p.failed();
 }

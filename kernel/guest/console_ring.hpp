@@ -19,6 +19,10 @@ class ConsoleRing {
     void put_char(char c);
     void flush_partial();  // emit what is buffered as a line (guest exit, crash)
     uint64_t dropped_lines() const { return __atomic_load_n(&dropped_, __ATOMIC_RELAXED); }
+    // No room for another line: the emulated UART then reports its transmitter
+    // busy, so a guest that polls LSR (as a real driver does) waits instead of
+    // losing output; only a guest that ignores LSR loses lines.
+    bool full() const { return head_ - __atomic_load_n(&tail_, __ATOMIC_ACQUIRE) >= kLines; }
 
     // Consumer side (the boot CPU). Copies one line into out (NUL-terminated);
     // returns false when the ring is empty.

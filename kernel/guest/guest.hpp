@@ -48,6 +48,7 @@ struct Counters {
     uint64_t hypercall_errors;
     uint64_t injected;        // exceptions injected into the guest
     uint64_t timer_ticks;     // VMX-preemption timer exits
+    uint64_t nmis;            // NMIs that arrived while the guest ran (the hypervisor's)
 };
 
 // GPA -> host pointer for one contiguous RAM block, bounds-checked: every guest

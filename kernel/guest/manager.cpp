@@ -158,9 +158,14 @@ void launch(Guest& g) {
     (void)drv::Lapic::send_fixed(pc.apic_id, cpu::vector::WAKEUP);
 }
 
-void drain_console(Guest& g) {
+// At most `budget` lines per call: the console is shared round-robin, so a
+// guest that refills its ring as fast as the UART drains it still gets only its
+// share, and everyone else's lines (and the hypervisor's) keep flowing.
+constexpr size_t kLinesPerPoll = 2;
+
+void drain_console(Guest& g, size_t budget = ConsoleRing::kLines) {
     char text[ConsoleRing::kLineMax + 1];
-    while (g.console.pop(text)) {
+    while (budget-- > 0 && g.console.pop(text)) {
         Line l("guest.console");
         l.s("guest", g.cfg.name).s("text", text);
         log::emit(l);
@@ -227,7 +232,8 @@ void report_stats(const Guest& g) {
         .u("hypercalls", g.counters.hypercalls).u("hypercall_errors", g.counters.hypercall_errors)
         .u("msr_denied", g.counters.msr_denied).u("io_unknown_in", g.counters.io_unknown_in)
         .u("io_dropped_out", g.counters.io_dropped_out).u("injected", g.counters.injected)
-        .u("timer_ticks", g.counters.timer_ticks).u("console_dropped", g.console.dropped_lines());
+        .u("timer_ticks", g.counters.timer_ticks).u("nmis", g.counters.nmis)
+        .u("console_dropped", g.console.dropped_lines());
     log::emit(l);
 }
 
@@ -251,7 +257,15 @@ Guest* find_guest(const char* name) {
     return nullptr;
 }
 
-const char* action_name(Action a) { return a == Action::stop ? "stop" : a == Action::start ? "start" : "restart"; }
+const char* action_name(Action a) {
+    switch (a) {
+        case Action::stop: return "stop";
+        case Action::start: return "start";
+        case Action::restart: return "restart";
+        case Action::nmi: return "nmi";
+    }
+    return "?";
+}
 
 // Start a parked or given-up guest again from its pristine image.
 Result<void> restart_from_image(Guest& g) {
@@ -277,6 +291,12 @@ Result<void> guest_action(const char* name, Action action) {
     l.s("guest", g->cfg.name).s("action", action_name(action)).s("state", state_name(st));
     log::emit(l);
     bool running = st == GuestState::ready || st == GuestState::running;
+    if (action == Action::nmi) {
+        // Test hook: an NMI to the guest's CPU must reach the hypervisor (an
+        // EXCEPTION_NMI exit) and never the guest.
+        if (!running) return make_error(Errc::invalid_argument, "the guest is not running");
+        return drv::Lapic::send_nmi(cpu::cpu(g->cpu_index).apic_id);
+    }
     if (action == Action::stop || (action == Action::restart && running)) {
         if (!running) {
             // Stopped already (waiting for a restart, or given up): just park it.
@@ -306,7 +326,8 @@ Result<void> schedule_test_actions(const char* spec, uint64_t start_tsc) {
         if (n == 4 && __builtin_memcmp(p, "stop", 4) == 0) a.action = Action::stop;
         else if (n == 5 && __builtin_memcmp(p, "start", 5) == 0) a.action = Action::start;
         else if (n == 7 && __builtin_memcmp(p, "restart", 7) == 0) a.action = Action::restart;
-        else return make_error(Errc::invalid_argument, "test action must be stop, start or restart");
+        else if (n == 3 && __builtin_memcmp(p, "nmi", 3) == 0) a.action = Action::nmi;
+        else return make_error(Errc::invalid_argument, "test action must be stop, start, restart or nmi");
         if (*colon != ':') return make_error(Errc::invalid_argument, "test action lacks ':NAME@MS'");
         p = colon + 1;
         size_t len = 0;
@@ -470,7 +491,7 @@ bool poll_partitions(uint64_t now) {
     for (size_t i = 0; i < g_guest_count; ++i) {
         Guest& g = g_guests[i];
         GuestState st = __atomic_load_n(&g.state, __ATOMIC_ACQUIRE);
-        drain_console(g);
+        drain_console(g, kLinesPerPoll);
         if (st == GuestState::running && g.first_entry_tsc && !g.stop_reported) {
             // First VM entry seen: report how long the way from power-on took.
             Line l("guest.running");

@@ -19,7 +19,7 @@ bool poll_partitions(uint64_t now_tsc);
 // stop: the guest's CPU leaves it at its next exit (an IPI forces one) and it
 // stays stopped, whatever its restart policy. start: a stopped guest starts
 // again from its pristine image. restart: stop, then start.
-enum class Action : uint8_t { stop, start, restart };
+enum class Action : uint8_t { stop, start, restart, nmi /* test only */ };
 Result<void> guest_action(const char* name, Action action);
 // Test hook: hv.test_actions=stop:NAME@MS,start:NAME@MS,... runs those actions
 // MS milliseconds after the partitions started (docs/cmdline.md).

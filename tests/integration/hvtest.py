@@ -413,7 +413,9 @@ def check_probe(c, case):
     expect(not failed, f"probe checks failed: {failed}")
     names = {f["name"] for _, f in checks}
     for n in ("cpuid1_ecx_vmx_clear", "cpuid1_ecx_hypervisor_set", "cpuid_hv_signature", "cpuid_hv_abi_version",
-              "hc_unknown_call", "hc_console_write_beyond_ram", "pio_unknown_port_reads_ff", "msr_feature_control_gp"):
+              "hc_unknown_call", "hc_console_write_beyond_ram", "pio_unknown_port_reads_ff", "msr_feature_control_gp",
+              "cr4_set_vmxe_gp", "cr4_vmxe_hidden", "cr4_set_osfxsr", "cr8_roundtrip", "cr8_above_15_gp",
+              "xsetbv_valid", "xsetbv_no_x87_gp"):
         expect(n in names, f"probe did not run check {n}: {sorted(names)}")
     p = guest_events(c, "probe", "guest.probe")
     expect(p and p[-1][1]["failed"] == "0" and int(p[-1][1]["passed"]) >= 10, f"probe result: {p}")
@@ -422,6 +424,7 @@ def check_probe(c, case):
     st = c.one("hv.guest.stats", guest="probe")
     expect(int(st["msr_denied"]) >= 1 and int(st["io_unknown_in"]) >= 1 and int(st["hypercall_errors"]) >= 1,
            f"probe's denied accesses were not counted: {st}")
+    expect(st["console_dropped"] == "0", "the probe polls LSR, so none of its lines may be lost")
     check_heartbeats(c, ["beat"])
 
 
@@ -538,6 +541,20 @@ def check_actions(c, case):
     expect(c.one("hv.guest.stats", guest="alpha")["restarts"] == "0", "alpha restarted")
 
 
+def check_flood_halt_nmi(c, case):
+    check_partitions_end(c, case)
+    st = c.one("hv.guest.stats", guest="flood")
+    expect(int(st["console_dropped"]) > 100, f"flooder's drops not counted: {st}")
+    expect(len(guest_events(c, "flood", "guest.flood")) >= 5, "none of the flood reached the console")
+    h = c.one("hv.guest.stop", guest="halter")
+    expect(h["reason"] == "halted" and h["failure"] == "no" and h["exit"] == "HLT", f"halter: {h}")
+    expect(guest_events(c, "halter", "guest.halt"), "halter printed nothing")
+    b = c.one("hv.guest.stats", guest="beat")
+    expect(b["nmis"] == "1", f"NMI to beat's CPU: {b}")
+    # The flood did not slow the others: beat keeps its period.
+    check_heartbeats(c, ["beat"], at_least=8)
+
+
 def check_penryn(c, case):
     # A CPU with VMX but without the preemption timer, EPT or unrestricted guest:
     # reported per CPU, and a guest on it is refused with the missing control.
@@ -601,6 +618,8 @@ case("bochs_start_modes", check_modes, emulator="bochs", boot="iso", cpus=4, mem
      config="modes.toml")
 case("bochs_guest_actions", check_actions, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="three_hello.toml", duration_ms=1500, actions="stop:beta@300,restart:gamma@500,start:beta@700")
+case("bochs_flood_halt_nmi", check_flood_halt_nmi, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="flood_halt.toml", duration_ms=1500, actions="nmi:beat@500")
 case("bochs_penryn_refused", check_penryn, emulator="bochs", boot="iso", cpus=2, mem=256, timeout=300,
      config="one_guest.toml", model="core2_penryn_t9600")
 # Bochs (VMX with EPT): every CPU online, VMX features present on each.

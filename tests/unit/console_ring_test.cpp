@@ -70,3 +70,16 @@ TEST(ConsoleRing, ConcurrentProducerAndConsumerLoseNothingWhenDrained) {
     EXPECT_TRUE(in_order);
     EXPECT_EQ(received + static_cast<int>(r.dropped_lines()), kCount);
 }
+
+TEST(ConsoleRing, FullUntilTheConsumerTakesALine) {
+    ConsoleRing r;
+    for (size_t i = 0; i < ConsoleRing::kLines; ++i) {
+        EXPECT_FALSE(r.full());
+        write(r, "x\n");
+    }
+    EXPECT_TRUE(r.full());
+    EXPECT_EQ(r.dropped_lines(), 0u);
+    char out[ConsoleRing::kLineMax + 1];
+    ASSERT_TRUE(r.pop(out));
+    EXPECT_FALSE(r.full());
+}
