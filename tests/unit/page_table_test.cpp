@@ -7,6 +7,8 @@
 #include <map>
 #include <vector>
 
+#include "tests/unit/support/fake_table_memory.hpp"
+
 namespace {
 
 using hv::Errc;
@@ -30,35 +32,7 @@ constexpr uint64_t k4K = 0x1000;
 constexpr uint64_t k2M = 0x20'0000;
 constexpr uint64_t k1G = 0x4000'0000;
 
-// Hands out zeroed pages from a fixed vector at fake physical addresses far from
-// anything the tests map, so a table page is never mistaken for a mapped page.
-class FakeMemory {
-  public:
-    static constexpr uint64_t kBase = 0x00F0'0000'0000ull;
-
-    explicit FakeMemory(size_t max_pages) : words_(max_pages * 512, 0), max_pages_(max_pages) {}
-
-    uint64_t alloc_table() {
-        if (allocations_ == max_pages_) return 0;
-        return kBase + k4K * allocations_++;
-    }
-
-    uint64_t* table(uint64_t phys) {
-        if (!owns(phys) || phys % k4K != 0) {
-            ADD_FAILURE() << "table() on a page never allocated: 0x" << std::hex << phys;
-            std::abort();
-        }
-        return &words_[(phys - kBase) / sizeof(uint64_t)];
-    }
-
-    bool owns(uint64_t phys) const { return phys >= kBase && phys < kBase + k4K * allocations_; }
-    size_t allocations() const { return allocations_; }
-
-  private:
-    std::vector<uint64_t> words_;
-    size_t max_pages_;
-    size_t allocations_ = 0;
-};
+using FakeMemory = hv::test::FakeTableMemory;
 
 // Same memory, but the page table performs every entry store through write_entry,
 // so the tests see the exact order of stores and the value each one replaced.
