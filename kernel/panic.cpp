@@ -4,6 +4,11 @@
 #include "kernel/cpu/x86.hpp"
 #include "kernel/log.hpp"
 
+// A pure virtual call means a bug; PhysReader is the only abstract class.
+extern "C" [[noreturn]] void __cxa_pure_virtual() {
+    for (;;) asm volatile("cli; hlt");
+}
+
 namespace hv {
 
 namespace {

@@ -1,7 +1,9 @@
 // The few C symbols GCC may emit calls to even in freestanding mode (it lowers
 // struct copies and zeroing to memcpy/memset; GCC manual, "Standards": a
 // freestanding environment must still provide memcpy, memmove, memset, memcmp).
-// Built only into the hypervisor; host tests use the system C library.
+// Built into the hypervisor and into the guest runtime (guests/CMakeLists.txt),
+// which both run freestanding; host tests use the system C library. Each image
+// provides its own __cxa_pure_virtual (kernel/panic.cpp, guests/runtime/cxa.cpp).
 
 #include <stddef.h>
 #include <stdint.h>
@@ -50,11 +52,6 @@ size_t strlen(const char* s) {
     size_t n = 0;
     while (s[n]) ++n;
     return n;
-}
-
-// A pure virtual call means a bug; PhysReader is the only abstract class.
-[[noreturn]] void __cxa_pure_virtual() {
-    for (;;) asm volatile("cli; hlt");
 }
 
 }  // extern "C"
