@@ -4,29 +4,30 @@
 
 #include <stdint.h>
 
+#include "kernel/cpu/x86.hpp"
+
 namespace hvg {
 
 #define HVG_ALWAYS_INLINE inline __attribute__((always_inline))
 
-struct CpuidResult {
-    uint32_t eax, ebx, ecx, edx;
-};
-
-HVG_ALWAYS_INLINE CpuidResult cpuid(uint32_t leaf, uint32_t subleaf = 0) {
-    CpuidResult r;
-    asm volatile("cpuid" : "=a"(r.eax), "=b"(r.ebx), "=c"(r.ecx), "=d"(r.edx) : "a"(leaf), "c"(subleaf));
-    return r;
-}
-
-HVG_ALWAYS_INLINE uint64_t rdmsr(uint32_t msr) {
-    uint32_t lo, hi;
-    asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-    return (static_cast<uint64_t>(hi) << 32) | lo;
-}
-
-HVG_ALWAYS_INLINE void wrmsr(uint32_t msr, uint64_t v) {
-    asm volatile("wrmsr" ::"c"(msr), "a"(static_cast<uint32_t>(v)), "d"(static_cast<uint32_t>(v >> 32)) : "memory");
-}
+// The instructions the hypervisor wraps too (a guest also runs at CPL 0).
+using hv::x86::cli;
+using hv::x86::cpuid;
+using hv::x86::CpuidResult;
+using hv::x86::inb;
+using hv::x86::inl;
+using hv::x86::inw;
+using hv::x86::outb;
+using hv::x86::outl;
+using hv::x86::outw;
+using hv::x86::pause;
+using hv::x86::rdmsr;
+using hv::x86::rdtsc;
+using hv::x86::read_cr0;
+using hv::x86::read_cr2;
+using hv::x86::read_cr3;
+using hv::x86::read_cr4;
+using hv::x86::wrmsr;
 
 // RDMSR/WRMSR that survive a #GP: the runtime's #GP path skips the 2-byte
 // instruction while one of these is running (exception.cpp). `ok` is false when
@@ -38,12 +39,6 @@ struct MsrResult {
 MsrResult rdmsr_safe(uint32_t msr);
 bool wrmsr_safe(uint32_t msr, uint64_t v);
 
-HVG_ALWAYS_INLINE uint64_t rdtsc() {
-    uint32_t lo, hi;
-    asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return (static_cast<uint64_t>(hi) << 32) | lo;
-}
-
 // RDTSC ordered after all earlier instructions (SDM Vol. 2B RDTSC: LFENCE before
 // it waits for prior instructions to complete locally).
 HVG_ALWAYS_INLINE uint64_t rdtsc_ordered() {
@@ -52,51 +47,6 @@ HVG_ALWAYS_INLINE uint64_t rdtsc_ordered() {
     return (static_cast<uint64_t>(hi) << 32) | lo;
 }
 
-HVG_ALWAYS_INLINE void outb(uint16_t port, uint8_t v) {
-    asm volatile("outb %0, %1" ::"a"(v), "Nd"(port));
-}
-HVG_ALWAYS_INLINE void outw(uint16_t port, uint16_t v) {
-    asm volatile("outw %0, %1" ::"a"(v), "Nd"(port));
-}
-HVG_ALWAYS_INLINE void outl(uint16_t port, uint32_t v) {
-    asm volatile("outl %0, %1" ::"a"(v), "Nd"(port));
-}
-HVG_ALWAYS_INLINE uint8_t inb(uint16_t port) {
-    uint8_t v;
-    asm volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-HVG_ALWAYS_INLINE uint16_t inw(uint16_t port) {
-    uint16_t v;
-    asm volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-HVG_ALWAYS_INLINE uint32_t inl(uint16_t port) {
-    uint32_t v;
-    asm volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-
-HVG_ALWAYS_INLINE uint64_t read_cr0() {
-    uint64_t v;
-    asm volatile("mov %%cr0, %0" : "=r"(v));
-    return v;
-}
-HVG_ALWAYS_INLINE uint64_t read_cr2() {
-    uint64_t v;
-    asm volatile("mov %%cr2, %0" : "=r"(v));
-    return v;
-}
-HVG_ALWAYS_INLINE uint64_t read_cr3() {
-    uint64_t v;
-    asm volatile("mov %%cr3, %0" : "=r"(v));
-    return v;
-}
-HVG_ALWAYS_INLINE uint64_t read_cr4() {
-    uint64_t v;
-    asm volatile("mov %%cr4, %0" : "=r"(v));
-    return v;
-}
 HVG_ALWAYS_INLINE uint64_t read_rflags() {
     uint64_t v;
     asm volatile("pushfq; popq %0" : "=r"(v)::"memory");
@@ -110,12 +60,6 @@ HVG_ALWAYS_INLINE uint16_t read_cs() {
 
 HVG_ALWAYS_INLINE void invlpg(uint64_t va) {
     asm volatile("invlpg (%0)" ::"r"(va) : "memory");
-}
-HVG_ALWAYS_INLINE void cli() {
-    asm volatile("cli" ::: "memory");
-}
-HVG_ALWAYS_INLINE void pause() {
-    asm volatile("pause" ::: "memory");
 }
 
 // Architectural numbers the guests use (SDM Vol. 3A §2.5, Vol. 4 Table 2-2).
