@@ -174,8 +174,8 @@ void drain_console(Guest& g, size_t budget = ConsoleRing::kLines) {
 
 uint64_t ms_to_ticks(uint64_t ms) { return g_tsc_hz ? g_tsc_hz / 1000 * ms : ms * 1'000'000; }
 
-// A stopped guest: print the stop record and apply the restart policy.
-void on_stopped(Guest& g, uint64_t now) {
+// The guest's last output, then its stop record as one hv.guest.stop line.
+void report_stop(Guest& g) {
     drain_console(g);
     const StopRecord& s = g.stop;
     Line l("guest.stop");
@@ -186,7 +186,12 @@ void on_stopped(Guest& g, uint64_t now) {
     if (g.stop_detail) l.s("detail", g.stop_detail);
     l.u("restarts", g.restart_count);
     log::emit(l);
+}
 
+// A stopped guest: print the stop record and apply the restart policy.
+void on_stopped(Guest& g, uint64_t now) {
+    report_stop(g);
+    const StopRecord& s = g.stop;
     if (g.park_on_stop) {
         g.park_on_stop = false;
         __atomic_store_n(&g.state, GuestState::parked, __ATOMIC_RELEASE);
@@ -550,11 +555,7 @@ void stop_partitions(uint64_t tsc_hz) {
         if (__atomic_load_n(&g.stop_requested, __ATOMIC_ACQUIRE)) {
             GuestState st = __atomic_load_n(&g.state, __ATOMIC_ACQUIRE);
             if (st == GuestState::stopped) {
-                drain_console(g);
-                Line l("guest.stop");
-                l.s("guest", g.cfg.name).s("reason", g.stop.reason ? g.stop.reason : "unknown").b("failure", g.stop.failure)
-                    .x("rip", g.stop.rip).u("restarts", g.restart_count);
-                log::emit(l);
+                report_stop(g);
                 g.state = GuestState::given_up;
             } else {
                 log::error("guest", "%s did not stop within 500 ms", g.cfg.name);
