@@ -327,18 +327,10 @@ namespace {
     vmx::report(bsp);
 
     char max_cpus_text[12] = {};
-    uint32_t max_cpus = 0;
-    if (cmd.get("hv.max_cpus", max_cpus_text, sizeof max_cpus_text)) {
-        bool valid = max_cpus_text[0] != '\0';
-        for (char* p = max_cpus_text; *p && valid; ++p) {
-            if (*p < '0' || *p > '9' || max_cpus > 100000) valid = false;
-            else max_cpus = max_cpus * 10 + static_cast<uint32_t>(*p - '0');
-        }
-        if (!valid) {
-            log::warn("cmdline", "hv.max_cpus=%s is not a CPU count; starting all CPUs", max_cpus_text);
-            max_cpus = 0;
-        }
-    }
+    uint64_t max_cpus = 0;
+    if (cmd.get("hv.max_cpus", max_cpus_text, sizeof max_cpus_text) &&
+        !parse_decimal(max_cpus_text, __builtin_strlen(max_cpus_text), 1'000'000, &max_cpus))
+        log::warn("cmdline", "hv.max_cpus=%s is not a CPU count; starting all CPUs", max_cpus_text);
 
     cpu::SmpReport smp{1, 1, 0};
     if (g_have_madt) {
@@ -346,7 +338,8 @@ namespace {
         for (size_t i = 0; i < g_madt.cpu_count; ++i) listed_bsp |= g_madt.cpus[i].apic_id == bsp.apic_id;
         if (!listed_bsp) log::warn("smp", "boot CPU (APIC id %u) is not in the MADT", bsp.apic_id);
         smp = cpu::start_aps(g_madt, bsp.apic_id,
-                             cpu::SmpOptions{g_trampoline, tsc.hz, cmd.list_contains("hv.dump", "vmx"), max_cpus,
+                             cpu::SmpOptions{g_trampoline, tsc.hz, cmd.list_contains("hv.dump", "vmx"),
+                                             static_cast<uint32_t>(max_cpus),
                                              cmd.list_contains("hv.inject", "ap-hang")});
     }
 
@@ -396,16 +389,9 @@ namespace {
     // guest is left to run.
     uint64_t duration_ms = 2000;
     char dur[16] = {};
-    if (cmd.get("hv.test_duration_ms", dur, sizeof dur)) {
-        uint64_t v = 0;
-        bool valid = dur[0] != '\0';
-        for (char* p = dur; *p && valid; ++p) {
-            if (*p < '0' || *p > '9' || v > 100'000'000) valid = false;
-            else v = v * 10 + static_cast<uint64_t>(*p - '0');
-        }
-        if (valid) duration_ms = v;
-        else log::warn("cmdline", "hv.test_duration_ms=%s is not a number of milliseconds; using 2000", dur);
-    }
+    if (cmd.get("hv.test_duration_ms", dur, sizeof dur) &&
+        !parse_decimal(dur, __builtin_strlen(dur), 1'000'000'000, &duration_ms))
+        log::warn("cmdline", "hv.test_duration_ms=%s is not a number of milliseconds; using 2000", dur);
     uint64_t hz = tsc.hz ? tsc.hz : 3'000'000'000ull;
     uint64_t deadline = x86::rdtsc() + hz / 1000 * duration_ms;
     char actions[200] = {};

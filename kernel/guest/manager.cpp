@@ -9,6 +9,7 @@
 #include "kernel/cpu/interrupt_frame.hpp"
 #include "kernel/cpu/percpu.hpp"
 #include "kernel/cpu/x86.hpp"
+#include "kernel/lib/cmdline.hpp"
 #include "kernel/log.hpp"
 #include "kernel/mm/kernel_memory.hpp"
 #include "kernel/mm/page_table.hpp"
@@ -339,11 +340,12 @@ Result<void> schedule_test_actions(const char* spec, uint64_t start_tsc) {
         while (*p && *p != '@' && len < config::kMaxNameLen) a.name[len++] = *p++;
         if (*p != '@' || len == 0) return make_error(Errc::invalid_argument, "test action lacks '@MS' or a name");
         ++p;
+        const char* end = p;
+        while (*end && *end != ',') ++end;
         uint64_t ms = 0;
-        if (*p < '0' || *p > '9') return make_error(Errc::invalid_argument, "test action time is not a number");
-        while (*p >= '0' && *p <= '9' && ms < 100'000'000) ms = ms * 10 + static_cast<uint64_t>(*p++ - '0');
-        if (*p == ',') ++p;
-        else if (*p) return make_error(Errc::invalid_argument, "test actions are separated by ','");
+        if (!parse_decimal(p, static_cast<size_t>(end - p), 1'000'000'000, &ms))
+            return make_error(Errc::invalid_argument, "test action time is not a number of milliseconds");
+        p = *end == ',' ? end + 1 : end;
         a.at_tsc = start_tsc + ms_to_ticks(ms);
         g_scheduled[g_scheduled_count++] = a;
     }

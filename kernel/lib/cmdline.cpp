@@ -13,6 +13,19 @@ bool equals(const char* a, size_t alen, const char* b) {
 
 }  // namespace
 
+bool parse_decimal(const char* s, size_t len, uint64_t max, uint64_t* out) {
+    if (len == 0) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; ++i) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        uint64_t d = static_cast<uint64_t>(s[i] - '0');
+        if (v > (max - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
 bool Cmdline::find(const char* key, CmdlineToken* out) const {
     bool found = false;
     for_each([&](const CmdlineToken& t) {

@@ -6,7 +6,14 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
 namespace hv {
+
+// Parses exactly `len` decimal digits into *out. False (and *out unchanged)
+// for an empty string, any other character, or a value above `max`; never
+// overflows. For numeric command-line values and the test-action times.
+bool parse_decimal(const char* s, size_t len, uint64_t max, uint64_t* out);
 
 struct CmdlineToken {
     const char* key;

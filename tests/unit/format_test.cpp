@@ -100,3 +100,22 @@ TEST(DumpReader, QuotedMetaValuesAreUnescaped) {
     EXPECT_EQ(r.meta("loader").value_or(""), "GRUB 2.06 \"x\"A");
     EXPECT_EQ(r.meta_number("magic").value_or(0), 0x36d76289u);
 }
+
+TEST(ParseDecimal, DigitsBoundsAndRejects) {
+    uint64_t v = 7;
+    EXPECT_TRUE(hv::parse_decimal("2000", 4, 1000000, &v));
+    EXPECT_EQ(v, 2000u);
+    EXPECT_TRUE(hv::parse_decimal("1000000", 7, 1000000, &v));
+    EXPECT_EQ(v, 1000000u);
+    v = 7;
+    EXPECT_FALSE(hv::parse_decimal("1000001", 7, 1000000, &v));
+    EXPECT_FALSE(hv::parse_decimal("", 0, 10, &v));
+    EXPECT_FALSE(hv::parse_decimal("12a", 3, 1000, &v));
+    EXPECT_FALSE(hv::parse_decimal("-1", 2, 1000, &v));
+    EXPECT_FALSE(hv::parse_decimal("99999999999999999999999", 23, UINT64_MAX, &v));
+    EXPECT_EQ(v, 7u) << "untouched on failure";
+    EXPECT_TRUE(hv::parse_decimal("18446744073709551615", 20, UINT64_MAX, &v));
+    EXPECT_EQ(v, UINT64_MAX);
+    EXPECT_TRUE(hv::parse_decimal("12,34", 2, 100, &v)) << "only len characters are read";
+    EXPECT_EQ(v, 12u);
+}
