@@ -26,7 +26,10 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 # ---------------------------------------------------------------------------
 # Console parsing
 
-EVENT_RE = re.compile(r'^(hv\.[A-Za-z0-9_.]+)((?: [A-Za-z0-9_]+=(?:"(?:[^"\\]|\\.)*"|\S*))*)\s*$')
+# One event line: `<prefix>.<event>` then key=value fields. The hypervisor's
+# prefix is `hv`; guests print `guest.<event>` lines in the same format.
+EVENT_RE = {prefix: re.compile(r'^(' + prefix + r'\.[A-Za-z0-9_.]+)((?: [A-Za-z0-9_]+=(?:"(?:[^"\\]|\\.)*"|\S*))*)\s*$')
+            for prefix in ("hv", "guest")}
 FIELD_RE = re.compile(r' ([A-Za-z0-9_]+)=("(?:[^"\\]|\\.)*"|\S*)')
 
 
@@ -38,18 +41,12 @@ def unquote(v):
     return v
 
 
-def parse_events_any(text, prefix="guest."):
-    """Events of another prefix (guests print `guest.<event> key=value ...`)."""
-    return parse_events(text.replace(prefix, "hv.", 1) if text.startswith(prefix) else "") and \
-        [("guest." + e[3:], f) for e, f in parse_events(text.replace(prefix, "hv.", 1))]
-
-
-def parse_events(text):
-    """Returns [(event, {key: value})] for every well-formed hv.* line."""
+def parse_events(text, prefix="hv"):
+    """Returns [(event, {key: value})] for every well-formed `<prefix>.*` line."""
     events = []
     for raw in text.splitlines():
         line = raw.rstrip('\r')
-        m = EVENT_RE.match(line)
+        m = EVENT_RE[prefix].match(line)
         if not m:
             continue
         fields = {k: unquote(v) for k, v in FIELD_RE.findall(m.group(2))}
@@ -74,7 +71,7 @@ class Console:
         out = []
         for i, (e, f) in enumerate(self.events):
             if e == "hv.guest.console" and f.get("guest") == guest:
-                for ge, gf in parse_events_any(f.get("text", "")):
+                for ge, gf in parse_events(f.get("text", ""), prefix="guest"):
                     out.append((i, ge, gf))
         return out
 
