@@ -427,10 +427,13 @@ bool start_partitions(const boot::BootInfo& boot, uint64_t tsc_hz) {
         names[nnames] = name_store[nnames];
         ++nnames;
     }
+    // Offline CPUs are the parser's to reject, so the message names the line.
+    static constinit bool online[cpu::kMaxCpus];
+    for (size_t i = 0; i < cpu::cpu_count(); ++i) online[i] = cpu::cpu(i).state == cpu::CpuState::online;
     auto st = mm::stats();
     config::MachineFacts facts{static_cast<uint32_t>(cpu::cpu_count()),
                                st.free_bytes > kHypervisorReserve ? st.free_bytes - kHypervisorReserve : 0, names,
-                               nnames};
+                               nnames, online};
     config::validate(g_config, facts);
     report_diagnostics(file);
 
@@ -451,10 +454,9 @@ bool start_partitions(const boot::BootInfo& boot, uint64_t tsc_hz) {
         }
         g.cpu_index = g.cfg.cpus[0];
         const cpu::PerCpu& pc = cpu::cpu(g.cpu_index);
-        if (pc.state != cpu::CpuState::online || !pc.vmx.vmx ||
-            pc.feature_control != vmx::FeatureControlState::enabled_locked) {
+        if (!pc.vmx.vmx || pc.feature_control != vmx::FeatureControlState::enabled_locked) {
             Line l("guest.rejected");
-            l.s("guest", g.cfg.name).u("cpu", g.cpu_index).s("reason", pc.state != cpu::CpuState::online ? "cpu_offline" : "cpu_without_vmx");
+            l.s("guest", g.cfg.name).u("cpu", g.cpu_index).s("reason", "cpu_without_vmx");
             log::emit(l);
             log::error("guest", "%s: CPU %u cannot run guests", g.cfg.name, g.cpu_index);
             continue;

@@ -174,6 +174,7 @@ def run_emulator(case, build, verbose=True):
         cmdline = f"hv.test_exit=1 hv.test_duration_ms={case.get('duration_ms', 1500)}"
         if case.get("actions"):
             cmdline += f" hv.test_actions={case['actions']}"
+        cmdline += "".join(" " + a for a in case.get("append", []))
         r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "mkimage.py"),
                             "--kernel", os.path.join(build, "kernel", "hv.elf"),
                             "--config", os.path.join(HERE, "configs", case["config"]),
@@ -552,6 +553,19 @@ def check_flood_halt_nmi(c, case):
     check_heartbeats(c, ["beat"], at_least=8)
 
 
+def check_offline_cpu(c, case):
+    # CPU 3 never starts (hv.inject=ap-hang): gamma, configured on it, is refused
+    # by the configuration check with its line and field; alpha and beta run.
+    expect(not c.timed_out, "emulator hung")
+    expect(c.one("hv.cpu", index=3)["state"] == "failed", "CPU 3 should have failed to start")
+    d = c.one("hv.config.diag", guest="gamma")
+    expect(d["field"] == "cpus" and d["line"] == "19" and "not online" in d["msg"], f"diag: {d}")
+    expect(c.one("hv.guest.rejected", guest="gamma")["reason"] == "configuration", "gamma not rejected")
+    expect(c.one("hv.config")["started"] == "2", "alpha and beta should start")
+    check_heartbeats(c, ["alpha", "beta"])
+    expect(not c.guest_lines("gamma"), "gamma ran")
+
+
 def check_penryn(c, case):
     # A CPU with VMX but without the preemption timer, EPT or unrestricted guest:
     # reported per CPU, and a guest on it is refused with the missing control.
@@ -617,6 +631,8 @@ case("bochs_guest_actions", check_actions, emulator="bochs", boot="iso", cpus=4,
      config="three_hello.toml", duration_ms=1500, actions="stop:beta@300,restart:gamma@500,start:beta@700")
 case("bochs_flood_halt_nmi", check_flood_halt_nmi, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="flood_halt.toml", duration_ms=1500, actions="nmi:beat@500")
+case("bochs_offline_cpu", check_offline_cpu, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="three_hello.toml", append=["hv.inject=ap-hang"])
 case("bochs_penryn_refused", check_penryn, emulator="bochs", boot="iso", cpus=2, mem=256, timeout=300,
      config="one_guest.toml", model="core2_penryn_t9600")
 # Bochs (VMX with EPT): every CPU online, VMX features present on each.
