@@ -9,6 +9,7 @@
 #include "kernel/config/config.hpp"
 #include "kernel/guest/console_ring.hpp"
 #include "kernel/guest/elf_loader.hpp"
+#include "kernel/guest/guest_memory.hpp"
 #include "kernel/lib/result.hpp"
 
 namespace hv::guest {
@@ -49,25 +50,6 @@ struct Counters {
     uint64_t injected;        // exceptions injected into the guest
     uint64_t timer_ticks;     // VMX-preemption timer exits
     uint64_t nmis;            // NMIs that arrived while the guest ran (the hypervisor's)
-};
-
-// GPA -> host pointer for one contiguous RAM block, bounds-checked: every guest
-// memory access in the hypervisor goes through this (STYLE.md §12).
-class GuestMemory {
-  public:
-    GuestMemory() = default;
-    GuestMemory(uint8_t* base, uint64_t bytes) : base_(base), bytes_(bytes) {}
-    // nullptr unless [gpa, gpa + len) lies inside RAM (len may be 0).
-    uint8_t* at(uint64_t gpa, uint64_t len) const {
-        uint64_t end;
-        if (__builtin_add_overflow(gpa, len, &end) || end > bytes_) return nullptr;
-        return base_ + gpa;
-    }
-    uint64_t size() const { return bytes_; }
-
-  private:
-    uint8_t* base_ = nullptr;
-    uint64_t bytes_ = 0;
 };
 
 // Writes the 64-bit start state into guest RAM (zeroed first): identity page
