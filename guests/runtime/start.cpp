@@ -77,6 +77,10 @@ extern "C" int hvg_start(uint64_t info_gpa, uint64_t magic, uint64_t entry_rsp) 
         boot_warning("name_not_terminated", 0, static_cast<uint8_t>(g_info.name[sizeof g_info.name - 1]));
         g_info.name[sizeof g_info.name - 1] = '\0';
     }
+    if (g_info.args[sizeof g_info.args - 1] != '\0') {
+        boot_warning("args_not_terminated", 0, static_cast<uint8_t>(g_info.args[sizeof g_info.args - 1]));
+        g_info.args[sizeof g_info.args - 1] = '\0';
+    }
     if (g_info.memory_bytes < image_end()) boot_error("memory_below_image_end", image_end(), g_info.memory_bytes);
     if (g_info.memory_bytes > kMaxGuestBytes) boot_warning("memory_above_abi_max", kMaxGuestBytes, g_info.memory_bytes);
     if (g_info.hypercall_abi != hv::abi::kHypercallAbiVersion)

@@ -30,7 +30,7 @@ inline constexpr uint64_t kRealStackTop = 0xFFF0;
 // Boot information, at kBootInfoGpa; RDI holds its address and RSI kBootMagic
 // when the guest's first instruction runs.
 inline constexpr uint64_t kBootMagic = 0x31424F4F42564800ull;  // "\0HVBOOB1" little-endian
-inline constexpr uint32_t kBootInfoVersion = 1;
+inline constexpr uint32_t kBootInfoVersion = 2;  // 2: args appended
 
 struct BootInfo {
     uint32_t version;         // kBootInfoVersion
@@ -47,11 +47,16 @@ struct BootInfo {
     uint16_t console_port;    // 16550 UART I/O base (0x3F8)
     uint16_t reserved0;
     uint32_t reserved1;
+    // Version 2: the guest's `args` from the configuration (docs/config.md),
+    // NUL-terminated, "" when none. The guest parses it; the hypervisor does not.
+    char args[128];
 };
-static_assert(sizeof(BootInfo) == 96);
+inline constexpr uint32_t kBootInfoV1Size = 96;
+static_assert(sizeof(BootInfo) == 224);
 static_assert(offsetof(BootInfo, name) == 16);
 static_assert(offsetof(BootInfo, memory_bytes) == 48);
 static_assert(offsetof(BootInfo, console_port) == 88);
+static_assert(offsetof(BootInfo, args) == kBootInfoV1Size);
 
 // ---------------------------------------------------------------------------
 // Hypercalls: VMCALL with RAX = call number, arguments in RDI, RSI, RDX.

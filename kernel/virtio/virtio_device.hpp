@@ -122,12 +122,17 @@ class Device {
     Transport* transport() const { return transport_; }
     void bump_config_generation() { ++config_generation_; }
 
+    // start() ran and stop() has not: the data path may run.
+    bool running() const { return running_; }
+
   private:
     void reset();
+    void halt();  // stop() once, if running
 
     guest::GuestMemory mem_;
     Transport* transport_ = nullptr;
     uint8_t status_ = 0;
+    bool running_ = false;
     uint8_t config_generation_ = 0;
     uint64_t driver_features_ = 0;
     QueueConfig queues_[kMaxQueues] = {};
