@@ -2,6 +2,7 @@
 
 #include "drivers/lapic.hpp"
 #include "kernel/abi/guest_abi.hpp"
+#include "kernel/cpu/interrupt_frame.hpp"
 #include "kernel/cpu/x86.hpp"
 #include "kernel/mm/kernel_memory.hpp"
 #include "vmx/exit_qualification.hpp"
@@ -16,6 +17,7 @@ extern "C" void vmx_exit();
 namespace hv::vmx {
 
 using guest::Guest;
+using guest::Vcpu;
 using hw::vmread;
 using hw::vmwrite;
 
@@ -96,20 +98,44 @@ Result<void> init_global_bitmaps() {
 
 namespace {
 
+// Asks every vCPU of the guest to leave it; the others are kicked out of
+// non-root operation by the wake-up IPI instead of waiting for their next tick.
+void request_stop(Guest& g, const Vcpu* self) {
+    __atomic_store_n(&g.stop_requested, true, __ATOMIC_RELEASE);
+    for (uint32_t i = 0; i < g.vcpu_count; ++i) {
+        const Vcpu& o = g.vcpus[i];
+        if (&o == self || __atomic_load_n(&o.run, __ATOMIC_ACQUIRE) != guest::VcpuRun::running) continue;
+        (void)drv::Lapic::send_fixed(cpu::cpu(o.cpu_index).apic_id, cpu::vector::WAKEUP);
+    }
+}
+
+// The first vCPU to stop the guest writes its stop record; a guest stops as a whole.
+void record_stop(Vcpu& v, const guest::StopRecord& r, const char* detail = nullptr) {
+    Guest& g = *v.guest;
+    if (!__atomic_exchange_n(&g.stop_claimed, true, __ATOMIC_ACQ_REL)) {
+        g.stop = r;
+        g.stop_detail = detail;
+        g.stop_vcpu = v.index;
+    }
+    request_stop(g, &v);
+}
+
+bool canonical(uint64_t a) { return static_cast<uint64_t>(static_cast<int64_t>(a << 16) >> 16) == a; }
+
 class Exit {
   public:
-    Exit(cpu::PerCpu& pc, Guest& g) : pc_(pc), g_(g) {}
+    Exit(cpu::PerCpu& pc, Vcpu& v) : pc_(pc), v_(v), g_(*v.guest) {}
 
     enum class Action { resume, stop };
     Action handle();
 
   private:
-    uint64_t& reg(unsigned n) { return g_.regs.gpr[n]; }
-    uint64_t& rax() { return g_.regs.gpr[0]; }
-    uint64_t& rcx() { return g_.regs.gpr[1]; }
-    uint64_t& rdx() { return g_.regs.gpr[2]; }
-    uint64_t& rdi() { return g_.regs.gpr[7]; }
-    uint64_t& rsi() { return g_.regs.gpr[6]; }
+    uint64_t& reg(unsigned n) { return v_.regs.gpr[n]; }
+    uint64_t& rax() { return v_.regs.gpr[0]; }
+    uint64_t& rcx() { return v_.regs.gpr[1]; }
+    uint64_t& rdx() { return v_.regs.gpr[2]; }
+    uint64_t& rdi() { return v_.regs.gpr[7]; }
+    uint64_t& rsi() { return v_.regs.gpr[6]; }
 
     void skip_instruction() {
         uint64_t rip = vmread(VmcsFieldNatural::GUEST_RIP);
@@ -119,12 +145,13 @@ class Exit {
         (void)vmwrite(VmcsField32::VM_ENTRY_INTR_INFO_FIELD,
                       encode_interruption(vector, InterruptionType::hardware_exception, error_code));
         if (error_code) (void)vmwrite(VmcsField32::VM_ENTRY_EXCEPTION_ERROR_CODE, 0);
-        ++g_.counters.injected;
+        ++v_.counters.injected;
         return Action::resume;
     }
-    Action stop(const char* reason, bool failure, int64_t code = 0) {
-        g_.stop = guest::StopRecord{reason, failure, reason_, vmread(VmcsFieldNatural::GUEST_RIP), 0,
-                                    qualification_, code, x86::rdtsc()};
+    // Stops the whole guest; the record is written by whichever vCPU stops it first.
+    Action stop(const char* reason, bool failure, int64_t code = 0, uint64_t gpa = 0) {
+        record_stop(v_, guest::StopRecord{reason, failure, reason_, vmread(VmcsFieldNatural::GUEST_RIP), gpa,
+                                          qualification_, code, x86::rdtsc()});
         return Action::stop;
     }
 
@@ -138,24 +165,26 @@ class Exit {
     Action on_ept_violation();
     Action on_external_interrupt();
     Action on_exception_nmi();
+    abi::Status vcpu_start(uint64_t index, uint64_t rip, uint64_t rsp);
     void uart_out(uint16_t offset, uint8_t value);
     uint8_t uart_in(uint16_t offset);
     uint32_t guest_cpl() { return (vmread(VmcsField32::GUEST_SS_AR_BYTES) >> 5) & 3; }
 
     cpu::PerCpu& pc_;
+    Vcpu& v_;
     Guest& g_;
     uint16_t reason_ = 0;
     uint64_t qualification_ = 0;
 
-    friend void hv::vmx::run_guest(cpu::PerCpu&, Guest&);
+    friend void hv::vmx::run_vcpu(cpu::PerCpu&, Vcpu&);
 };
 
 Exit::Action Exit::handle() {
     ExitReasonInfo info = decode_exit_reason(vmread(VmcsField32::VM_EXIT_REASON));
     reason_ = info.basic;
     qualification_ = vmread(VmcsFieldNatural::EXIT_QUALIFICATION);
-    ++g_.counters.exits;
-    if (reason_ < sizeof g_.counters.by_reason / sizeof g_.counters.by_reason[0]) ++g_.counters.by_reason[reason_];
+    ++v_.counters.exits;
+    if (reason_ < sizeof v_.counters.by_reason / sizeof v_.counters.by_reason[0]) ++v_.counters.by_reason[reason_];
     if (info.entry_failure) return stop("entry_failed", true, reason_);
 
     switch (static_cast<ExitReason>(reason_)) {
@@ -174,9 +203,9 @@ Exit::Action Exit::handle() {
         case ExitReason::EXTERNAL_INTERRUPT: return on_external_interrupt();
         case ExitReason::EXCEPTION_NMI: return on_exception_nmi();
         case ExitReason::PREEMPTION_TIMER:
-            ++g_.counters.timer_ticks;
-            if (g_.yielding) {
-                g_.yielding = false;
+            ++v_.counters.timer_ticks;
+            if (v_.yielding) {
+                v_.yielding = false;
                 (void)vmwrite(VmcsField32::GUEST_ACTIVITY_STATE, kActivityActive);
             }
             return Action::resume;
@@ -226,8 +255,8 @@ Exit::Action Exit::on_cpuid() {
             // TSC deadline timer (24): none is virtualised. Bit 31: hypervisor present.
             r.ecx &= ~((1u << 3) | (1u << 5) | (1u << 6) | (1u << 15) | (1u << 21) | (1u << 24));
             r.ecx |= 1u << 31;
-            // One logical processor, initial APIC ID 0.
-            r.ebx = (r.ebx & 0xFFFF) | (1u << 16);
+            // Initial APIC ID = vCPU index; logical processors = the guest's vCPUs.
+            r.ebx = (r.ebx & 0xFFFF) | ((g_.vcpu_count & 0xFF) << 16) | (v_.index << 24);
         } else if (leaf == 5 || leaf == 0xA) {
             r = {0, 0, 0, 0};  // MONITOR leaf and performance monitoring: not offered
         }
@@ -299,7 +328,7 @@ Exit::Action Exit::on_msr(bool write) {
         default: ok = false; break;
     }
     if (!ok) {
-        ++g_.counters.msr_denied;
+        ++v_.counters.msr_denied;
         return inject(kVectorGp, true);
     }
     if (!write) {
@@ -314,7 +343,10 @@ void Exit::uart_out(uint16_t offset, uint8_t value) {
     bool dlab = g_.uart_lcr & 0x80;
     switch (offset) {
         case THR:
-            if (!dlab) g_.console.put_char(static_cast<char>(value));
+            if (!dlab) {
+                LockGuard lock(g_.uart_lock);  // one UART, several vCPUs
+                g_.console.put_char(static_cast<char>(value));
+            }
             break;  // with DLAB set: divisor latch, meaningless here
         case LCR: g_.uart_lcr = value; break;
         case SCR: g_.uart_scratch = value; break;
@@ -341,7 +373,7 @@ Exit::Action Exit::on_io() {
     IoAccess io = decode_io_access(qualification_);
     if (io.string) {
         // INS/OUTS would need the guest's linear-to-physical walk: refused for now.
-        ++g_.counters.io_dropped_out;
+        ++v_.counters.io_dropped_out;
         return inject(kVectorGp, true);
     }
     uint64_t mask = io.size == 1 ? 0xFF : io.size == 2 ? 0xFFFF : 0xFFFFFFFF;
@@ -349,12 +381,12 @@ Exit::Action Exit::on_io() {
     if (io.in) {
         uint64_t v = mask;
         if (uart) v = uart_in(static_cast<uint16_t>(io.port - kUartBase));
-        else ++g_.counters.io_unknown_in;
+        else ++v_.counters.io_unknown_in;
         // A 32-bit IN zero-extends into RAX; 8/16-bit ones keep the upper bits.
         rax() = io.size == 4 ? (v & mask) : ((rax() & ~mask) | (v & mask));
     } else {
         if (uart) uart_out(static_cast<uint16_t>(io.port - kUartBase), static_cast<uint8_t>(rax()));
-        else ++g_.counters.io_dropped_out;
+        else ++v_.counters.io_dropped_out;
     }
     skip_instruction();
     return Action::resume;
@@ -397,10 +429,10 @@ Exit::Action Exit::on_cr() {
         if (a.type == CrAccessType::mov_to_cr) {
             uint64_t v = gpr(a.gpr);
             if (v > 15) return inject(kVectorGp, true);
-            g_.vtpr = static_cast<uint8_t>(v);
+            v_.vtpr = static_cast<uint8_t>(v);
         } else if (a.type == CrAccessType::mov_from_cr) {
-            if (a.gpr == 4) (void)vmwrite(VmcsFieldNatural::GUEST_RSP, g_.vtpr);
-            else reg(a.gpr) = g_.vtpr;
+            if (a.gpr == 4) (void)vmwrite(VmcsFieldNatural::GUEST_RSP, v_.vtpr);
+            else reg(a.gpr) = v_.vtpr;
         }
     } else if (a.type == CrAccessType::clts) {
         (void)vmwrite(VmcsFieldNatural::GUEST_CR0, vmread(VmcsFieldNatural::GUEST_CR0) & ~kCr0Ts);
@@ -419,11 +451,13 @@ Exit::Action Exit::on_cr() {
 }
 
 // HLT: the guest sleeps until it has work. With interrupts disabled nothing
-// can ever wake it: that is the guest stopping itself.
+// can ever wake vCPU 0: that is the guest stopping itself. An application
+// vCPU doing the same is only parking itself (as an OS does with a CPU it
+// takes offline); the guest goes on.
 Exit::Action Exit::on_hlt() {
     skip_instruction();
-    if (!(vmread(VmcsFieldNatural::GUEST_RFLAGS) & kRflagsIf)) return stop("halted", false);
-    g_.halted = true;
+    if (!(vmread(VmcsFieldNatural::GUEST_RFLAGS) & kRflagsIf) && v_.index == 0) return stop("halted", false);
+    v_.halted = true;
     (void)vmwrite(VmcsField32::GUEST_ACTIVITY_STATE, kActivityHlt);
     return Action::resume;
 }
@@ -431,7 +465,7 @@ Exit::Action Exit::on_hlt() {
 // Hypercalls (docs/guest-abi.md, kernel/abi/guest_abi.hpp).
 Exit::Action Exit::on_vmcall() {
     if (guest_cpl() != 0) return inject(kVectorUd, false);  // kernel-mode ABI only
-    ++g_.counters.hypercalls;
+    ++v_.counters.hypercalls;
     auto status = abi::Status::ok;
     switch (static_cast<abi::Hypercall>(rax())) {
         case abi::Hypercall::abi_version: rdx() = abi::kHypercallAbiVersion; break;
@@ -439,7 +473,7 @@ Exit::Action Exit::on_vmcall() {
         case abi::Hypercall::yield:
             // Sleep until the next timer tick: HLT activity state, woken by the
             // preemption-timer exit below instead of by an interrupt.
-            g_.yielding = true;
+            v_.yielding = true;
             (void)vmwrite(VmcsField32::GUEST_ACTIVITY_STATE, kActivityHlt);
             break;
         case abi::Hypercall::console_write: {
@@ -455,6 +489,7 @@ Exit::Action Exit::on_vmcall() {
             }
             // Copied byte by byte: the guest may change the buffer meanwhile, which
             // only garbles its own output.
+            LockGuard lock(g_.uart_lock);
             for (uint64_t i = 0; i < len; ++i) g_.console.put_char(static_cast<char>(p[i]));
             rdx() = len;
             break;
@@ -464,12 +499,39 @@ Exit::Action Exit::on_vmcall() {
             int64_t code = static_cast<int64_t>(rdi());
             return stop("exit", code != 0, code);
         }
+        case abi::Hypercall::vcpu_start: status = vcpu_start(rdi(), rsi(), rdx()); break;
         default: status = abi::Status::unknown_call; break;
     }
-    if (status != abi::Status::ok) ++g_.counters.hypercall_errors;
+    if (status != abi::Status::ok) ++v_.counters.hypercall_errors;
     rax() = static_cast<uint64_t>(status);
     skip_instruction();
     return Action::resume;
+}
+
+// vcpu_start hypercall (docs/guest-abi.md "vCPUs"): start application vCPU
+// `index` in 64-bit mode with the caller's paging, at rip with rsp; RDI = index.
+abi::Status Exit::vcpu_start(uint64_t index, uint64_t rip, uint64_t rsp) {
+    uint64_t efer = vmread(VmcsField64::GUEST_IA32_EFER);
+    if (!(efer & kEferLma)) return abi::Status::invalid_argument;  // only from 64-bit mode
+    if (index == 0 || index >= g_.vcpu_count || !canonical(rip) || !canonical(rsp))
+        return abi::Status::invalid_argument;
+    Vcpu& t = g_.vcpus[index];
+    LockGuard lock(g_.start_lock);
+    if (__atomic_load_n(&t.run, __ATOMIC_ACQUIRE) != guest::VcpuRun::waiting_start)
+        return abi::Status::invalid_argument;  // already started
+    // What the caller's CR0/CR4 look like to the caller: owned bits from the shadows.
+    uint64_t cr0_mask = vmread(VmcsFieldNatural::CR0_GUEST_HOST_MASK);
+    uint64_t cr4_mask = vmread(VmcsFieldNatural::CR4_GUEST_HOST_MASK);
+    t.start = guest::VcpuStart::long64;
+    t.start_cr0 = (vmread(VmcsFieldNatural::GUEST_CR0) & ~cr0_mask) | (vmread(VmcsFieldNatural::CR0_READ_SHADOW) & cr0_mask);
+    t.start_cr4 = (vmread(VmcsFieldNatural::GUEST_CR4) & ~cr4_mask) | (vmread(VmcsFieldNatural::CR4_READ_SHADOW) & cr4_mask);
+    t.start_cr3 = vmread(VmcsFieldNatural::GUEST_CR3);
+    t.start_efer = efer;
+    t.start_rip = rip;
+    t.start_rsp = rsp;
+    __atomic_store_n(&t.run, guest::VcpuRun::runnable, __ATOMIC_RELEASE);
+    (void)drv::Lapic::send_fixed(cpu::cpu(t.cpu_index).apic_id, cpu::vector::WAKEUP);
+    return abi::Status::ok;
 }
 
 // XSETBV: only XCR0, only feature sets the CPU supports and that are
@@ -488,9 +550,7 @@ Exit::Action Exit::on_xsetbv() {
 
 // Any access outside the guest's RAM: the guest is stopped with the address.
 Exit::Action Exit::on_ept_violation() {
-    auto a = stop("ept_violation", true);
-    g_.stop.gpa = vmread(VmcsField64::GUEST_PHYSICAL_ADDRESS);
-    return a;
+    return stop("ept_violation", true, 0, vmread(VmcsField64::GUEST_PHYSICAL_ADDRESS));
 }
 
 Exit::Action Exit::on_external_interrupt() {
@@ -507,15 +567,55 @@ Exit::Action Exit::on_exception_nmi() {
     if (i.type == InterruptionType::nmi) {
         // NMIs belong to the hypervisor and are never given to a guest; none is
         // used yet, so it is only counted.
-        ++g_.counters.nmis;
+        ++v_.counters.nmis;
         return Action::resume;
     }
     // The exception bitmap is empty, so only #MC lands here: the guest cannot go on.
     return stop("exception", true, i.vector);
 }
 
-Result<void> setup_vmcs(cpu::PerCpu& pc, Guest& g, const VmcsControls& ctl) {
+// The register state a vCPU starts in (docs/guest-abi.md "Start states").
+struct StartState {
+    enum class Kind : uint8_t { long64, protected32, real16 } kind;
+    uint64_t cr0, cr3, cr4, efer;  // guest-visible values
+    uint64_t rip, rsp;
+    uint64_t cs_base;              // real mode: CS = cs_base >> 4
+};
+
+StartState start_state(const Vcpu& v) {
+    const Guest& g = *v.guest;
+    StartState st{};
+    switch (v.start) {
+        case guest::VcpuStart::image:
+            if (g.cfg.mode == config::StartMode::long64) {
+                st = {StartState::Kind::long64, kCr0Pe | kCr0Mp | kCr0Et | kCr0Ne | kCr0Wp | kCr0Pg, abi::kPml4Gpa,
+                      kCr4Pae, kEferLme | kEferLma | kEferNxe, g.elf.entry, abi::kStackTopGpa, 0};
+            } else if (g.cfg.mode == config::StartMode::protected32) {
+                st = {StartState::Kind::protected32, kCr0Pe | kCr0Et | kCr0Ne, 0, 0, 0, g.elf.entry, abi::kStackTopGpa, 0};
+            } else {
+                // CS:IP = entry >> 4 : entry & 0xF, as DOS loads a program.
+                uint64_t base = g.elf.entry & 0xFFFF0;
+                st = {StartState::Kind::real16, kCr0Et | kCr0Ne, 0, 0, 0, g.elf.entry - base, abi::kRealStackTop, base};
+            }
+            break;
+        case guest::VcpuStart::long64:
+            st = {StartState::Kind::long64, v.start_cr0, v.start_cr3, v.start_cr4, v.start_efer, v.start_rip,
+                  v.start_rsp, 0};
+            break;
+        case guest::VcpuStart::sipi:
+            // SDM Vol. 3A §9.4.4.1: the AP starts in real mode at vector << 12 (CS = vector << 8, IP = 0).
+            st = {StartState::Kind::real16, kCr0Et | kCr0Ne, 0, 0, 0, 0, 0, v.start_rip};
+            break;
+    }
+    return st;
+}
+
+Result<void> setup_vmcs(cpu::PerCpu& pc, Vcpu& v, const VmcsControls& ctl) {
+    const Guest& g = *v.guest;
     FixedBits f = read_fixed_bits();
+    const StartState start = start_state(v);
+    const bool long_mode = start.kind == StartState::Kind::long64;
+    const bool real = start.kind == StartState::Kind::real16;
 
     // Controls (vmx_controls.cpp gives each one's reason).
     TRY(vmwrite(VmcsField32::PIN_BASED_VM_EXEC_CONTROL, ctl.pin));
@@ -523,8 +623,7 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Guest& g, const VmcsControls& ctl) {
     TRY(vmwrite(VmcsField32::SECONDARY_VM_EXEC_CONTROL, ctl.proc2));
     TRY(vmwrite(VmcsField32::VM_EXIT_CONTROLS, ctl.exit));
     // IA-32e mode only for a guest that starts in 64-bit mode.
-    TRY(vmwrite(VmcsField32::VM_ENTRY_CONTROLS,
-                ctl.entry | (g.cfg.mode == config::StartMode::long64 ? entry_ctl::IA32E_MODE_GUEST : 0)));
+    TRY(vmwrite(VmcsField32::VM_ENTRY_CONTROLS, ctl.entry | (long_mode ? entry_ctl::IA32E_MODE_GUEST : 0)));
     TRY(vmwrite(VmcsField32::EXCEPTION_BITMAP, 0));
     TRY(vmwrite(VmcsField32::PAGE_FAULT_ERROR_CODE_MASK, 0));
     TRY(vmwrite(VmcsField32::PAGE_FAULT_ERROR_CODE_MATCH, 0));
@@ -537,7 +636,7 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Guest& g, const VmcsControls& ctl) {
     TRY(vmwrite(VmcsField64::IO_BITMAP_B, image_phys(g_io_bitmap_b)));
     TRY(vmwrite(VmcsField64::MSR_BITMAP, image_phys(g_msr_bitmap)));
     TRY(vmwrite(VmcsField64::EPT_POINTER, g.eptp));
-    TRY(vmwrite(VmcsField16::VIRTUAL_PROCESSOR_ID, g.vpid));
+    TRY(vmwrite(VmcsField16::VIRTUAL_PROCESSOR_ID, v.vpid));
     TRY(vmwrite(VmcsField64::VMCS_LINK_POINTER, ~0ull));
     TRY(vmwrite(VmcsField64::TSC_OFFSET, 0));
 
@@ -546,19 +645,9 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Guest& g, const VmcsControls& ctl) {
     // (unrestricted guest). SDM Vol. 3C §25.6.6.
     uint64_t cr0_owned = ((f.cr0_fixed0 & ~(kCr0Pe | kCr0Pg)) | ~f.cr0_fixed1) & 0xFFFFFFFF;
     uint64_t cr4_owned = (f.cr4_fixed0 | ~f.cr4_fixed1) & 0xFFFFFFFF;
-    // Start state per mode (docs/guest-abi.md "Start states"). 16- and 32-bit
-    // guests run with paging off, which unrestricted guest allows (SDM Vol. 3C
-    // §26.3.1.1: PE and PG may be 0).
-    const config::StartMode mode = g.cfg.mode;
-    uint64_t cr0 = kCr0Pe | kCr0Mp | kCr0Et | kCr0Ne | kCr0Wp | kCr0Pg;
-    uint64_t cr4 = kCr4Pae;
-    if (mode == config::StartMode::protected32) {
-        cr0 = kCr0Pe | kCr0Et | kCr0Ne;
-        cr4 = 0;
-    } else if (mode == config::StartMode::real16) {
-        cr0 = kCr0Et | kCr0Ne;
-        cr4 = 0;
-    }
+    // 16- and 32-bit starts run with paging off, which unrestricted guest
+    // allows (SDM Vol. 3C §26.3.1.1: PE and PG may be 0).
+    const uint64_t cr0 = start.cr0, cr4 = start.cr4;
     TRY(vmwrite(VmcsFieldNatural::CR0_GUEST_HOST_MASK, cr0_owned));
     TRY(vmwrite(VmcsFieldNatural::CR4_GUEST_HOST_MASK, cr4_owned));
     TRY(vmwrite(VmcsFieldNatural::CR0_READ_SHADOW, cr0));
@@ -591,9 +680,9 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Guest& g, const VmcsControls& ctl) {
     // the hypervisor wrote at kPml4Gpa (docs/guest-abi.md "Start state").
     uint64_t cr0_fixed0 = f.cr0_fixed0 & ~(kCr0Pe | kCr0Pg);  // unrestricted guest
     TRY(vmwrite(VmcsFieldNatural::GUEST_CR0, (cr0 | cr0_fixed0) & f.cr0_fixed1));
-    TRY(vmwrite(VmcsFieldNatural::GUEST_CR3, mode == config::StartMode::long64 ? abi::kPml4Gpa : 0));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_CR3, start.cr3));
     TRY(vmwrite(VmcsFieldNatural::GUEST_CR4, (cr4 | f.cr4_fixed0) & f.cr4_fixed1));
-    TRY(vmwrite(VmcsField64::GUEST_IA32_EFER, mode == config::StartMode::long64 ? kEferLme | kEferLma | kEferNxe : 0));
+    TRY(vmwrite(VmcsField64::GUEST_IA32_EFER, start.efer));
     TRY(vmwrite(VmcsField64::GUEST_IA32_PAT, kDefaultPat));
     TRY(vmwrite(VmcsField64::GUEST_IA32_DEBUGCTL, 0));
     TRY(vmwrite(VmcsFieldNatural::GUEST_DR7, 0x400));
@@ -622,19 +711,16 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Guest& g, const VmcsControls& ctl) {
         {VmcsField16::GUEST_LDTR_SELECTOR, VmcsField32::GUEST_LDTR_LIMIT, VmcsField32::GUEST_LDTR_AR_BYTES,
          VmcsFieldNatural::GUEST_LDTR_BASE, 0, kArUnusable},
     };
-    // Real mode: CS is the entry's paragraph (CS:IP = entry >> 4 : entry & 0xF,
-    // as DOS loads a program), the other segments are 0; limits are 64 KiB and
-    // IDTR points at a (zeroed) real-mode IVT.
-    bool real = mode == config::StartMode::real16;
-    uint64_t entry = g.elf.entry;
-    uint64_t cs_base = real ? (entry & 0xFFFF0) : 0;
+    // Real mode: CS is the start paragraph, the other segments are 0; limits
+    // are 64 KiB and IDTR points at a (zeroed) real-mode IVT.
+    const uint64_t cs_base = start.cs_base;
     for (const Seg& s : segs) {
         bool is_cs = s.sel == VmcsField16::GUEST_CS_SELECTOR;
         bool is_tr = s.sel == VmcsField16::GUEST_TR_SELECTOR;
         bool is_ldtr = s.sel == VmcsField16::GUEST_LDTR_SELECTOR;
         uint32_t rights = s.rights;
         uint16_t sel = s.value;
-        if (mode == config::StartMode::protected32 && is_cs) rights = kArCode32;
+        if (start.kind == StartState::Kind::protected32 && is_cs) rights = kArCode32;
         if (real && !is_tr && !is_ldtr) {
             rights = is_cs ? kArCode16 : kArData16;
             sel = is_cs ? static_cast<uint16_t>(cs_base >> 4) : 0;
@@ -648,8 +734,8 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Guest& g, const VmcsControls& ctl) {
     TRY(vmwrite(VmcsField32::GUEST_GDTR_LIMIT, real ? 0xFFFF : 0));
     TRY(vmwrite(VmcsFieldNatural::GUEST_IDTR_BASE, 0));
     TRY(vmwrite(VmcsField32::GUEST_IDTR_LIMIT, real ? 0x3FF : 0));
-    TRY(vmwrite(VmcsFieldNatural::GUEST_RIP, entry - cs_base));
-    TRY(vmwrite(VmcsFieldNatural::GUEST_RSP, real ? abi::kRealStackTop : abi::kStackTopGpa));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_RIP, start.rip));
+    TRY(vmwrite(VmcsFieldNatural::GUEST_RSP, start.rsp));
     TRY(vmwrite(VmcsFieldNatural::GUEST_RFLAGS, 0x2));
     TRY(vmwrite(VmcsFieldNatural::GUEST_PENDING_DBG_EXCEPTIONS, 0));
     TRY(vmwrite(VmcsField32::GUEST_INTERRUPTIBILITY_INFO, 0));
@@ -662,59 +748,67 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Guest& g, const VmcsControls& ctl) {
 
 }  // namespace
 
-void run_guest(cpu::PerCpu& pc, Guest& g) {
+void run_vcpu(cpu::PerCpu& pc, Vcpu& v) {
+    Guest& g = *v.guest;
     auto fail = [&](const char* reason, const Error& e) {
-        g.stop = guest::StopRecord{reason, true, guest::kNoExit, 0, 0, 0, static_cast<int64_t>(e.value), x86::rdtsc()};
-        g.stop_detail = e.detail;
+        record_stop(v, guest::StopRecord{reason, true, guest::kNoExit, 0, 0, 0, static_cast<int64_t>(e.value), x86::rdtsc()},
+                    e.detail);
     };
     if (auto r = enable_on_this_cpu(pc); !r) return fail("vmx_unavailable", r.error());
     auto ctl = compute_controls(pc.vmx_raw);
     if (!ctl) return fail("vmx_controls", ctl.error());
-    auto* vmcs = static_cast<uint32_t*>(mm::phys_to_virt(g.vmcs_phys));
+    auto* vmcs = static_cast<uint32_t*>(mm::phys_to_virt(v.vmcs_phys));
     __builtin_memset(vmcs, 0, 4096);
     vmcs[0] = pc.vmx.vmcs_revision;
-    if (auto r = hw::vmclear(g.vmcs_phys); !r) return fail("vmclear", r.error());
-    if (auto r = hw::vmptrld(g.vmcs_phys); !r) return fail("vmptrld", r.error());
-    if (auto r = setup_vmcs(pc, g, *ctl); !r) return fail("vmcs_setup", r.error());
+    if (auto r = hw::vmclear(v.vmcs_phys); !r) return fail("vmclear", r.error());
+    if (auto r = hw::vmptrld(v.vmcs_phys); !r) return fail("vmptrld", r.error());
+    if (auto r = setup_vmcs(pc, v, *ctl); !r) return fail("vmcs_setup", r.error());
     // Translations of a previous run of this guest (same EPTP and VPID) must go.
     (void)hw::invept(hw::kInveptSingleContext, g.eptp);
-    (void)hw::invvpid(hw::kInvvpidSingleContext, g.vpid);
+    (void)hw::invvpid(hw::kInvvpidSingleContext, v.vpid);
 
-    __builtin_memset(&g.regs, 0, sizeof g.regs);
-    g.regs.gpr[7] = abi::kBootInfoGpa;  // RDI
-    g.regs.gpr[6] = abi::kBootMagic;    // RSI
-    g.launched = false;
-    g.halted = false;
-    g.yielding = false;
+    __builtin_memset(&v.regs, 0, sizeof v.regs);
+    if (v.start == guest::VcpuStart::image) {
+        v.regs.gpr[7] = abi::kBootInfoGpa;  // RDI
+        v.regs.gpr[6] = abi::kBootMagic;    // RSI
+    } else if (v.start == guest::VcpuStart::long64) {
+        v.regs.gpr[7] = v.index;            // RDI: which vCPU this is
+    }
+    v.launched = false;
+    v.halted = false;
+    v.yielding = false;
+    v.vtpr = 0;
     uint64_t rate = pc.vmx.preemption_timer_rate;
     uint64_t timer = (g.tsc_hz ? g.tsc_hz : 1'000'000'000ull) / kTimerHz >> rate;
     if (timer == 0) timer = 1;
     if (timer > 0xFFFFFFFF) timer = 0xFFFFFFFF;
-    g.first_entry_tsc = x86::rdtsc();
+    v.first_entry_tsc = x86::rdtsc();
 
     for (;;) {
         if (__atomic_load_n(&g.stop_requested, __ATOMIC_ACQUIRE)) {
-            g.stop = guest::StopRecord{"stopped_by_hypervisor", false, guest::kNoExit, vmread(VmcsFieldNatural::GUEST_RIP), 0, 0,
-                                       0, x86::rdtsc()};
+            // Asked by the boot CPU (operator, shutdown) or by another vCPU that stopped the guest.
+            record_stop(v, guest::StopRecord{"stopped_by_hypervisor", false, guest::kNoExit,
+                                             vmread(VmcsFieldNatural::GUEST_RIP), 0, 0, 0, x86::rdtsc()});
             break;
         }
         (void)vmwrite(VmcsField32::VMX_PREEMPTION_TIMER_VALUE, static_cast<uint32_t>(timer));
-        uint64_t rc = vmx_enter(&g.regs, g.launched);
+        uint64_t rc = vmx_enter(&v.regs, v.launched);
         if (rc != 0) {
             uint32_t err = rc == 2 ? vmread(VmcsField32::VM_INSTRUCTION_ERROR) : 0;
-            g.stop = guest::StopRecord{"entry_failed", true, guest::kNoExit, vmread(VmcsFieldNatural::GUEST_RIP), 0, 0, err,
-                                       x86::rdtsc()};
-            g.stop_detail = vm_instruction_error_name(err);
+            record_stop(v, guest::StopRecord{"entry_failed", true, guest::kNoExit, vmread(VmcsFieldNatural::GUEST_RIP), 0,
+                                             0, err, x86::rdtsc()},
+                        vm_instruction_error_name(err));
             break;
         }
-        g.launched = true;
-        Exit exit(pc, g);
+        v.launched = true;
+        Exit exit(pc, v);
         if (exit.handle() == Exit::Action::stop) break;
-        // Leaving HLT: any exit other than HLT itself wakes the guest only if it was
-        // an event for it; none exist yet, so a halted guest stays halted.
     }
-    g.console.flush_partial();
-    (void)hw::vmclear(g.vmcs_phys);
+    {
+        LockGuard lock(g.uart_lock);
+        g.console.flush_partial();
+    }
+    (void)hw::vmclear(v.vmcs_phys);
 }
 
 }  // namespace hv::vmx

@@ -13,9 +13,10 @@ namespace hv::vmx {
 // The MSR and I/O bitmaps are one policy for every guest: built once, read-only.
 Result<void> init_global_bitmaps();
 
-// Launches `g` (state running) and returns when it has stopped (state stopped,
-// g.stop filled in). Called on the guest's own CPU.
-void run_guest(cpu::PerCpu& pc, guest::Guest& g);
+// Runs vCPU `v` on the calling CPU (one of its guest's CPUs) from its start
+// state until the guest stops: returns once `v` has left the guest, with the
+// guest's stop record written by whichever vCPU stopped it first.
+void run_vcpu(cpu::PerCpu& pc, guest::Vcpu& v);
 
 // The preemption-timer period: how often a running guest exits so the
 // hypervisor can stop it, even if it spins with interrupts off.

@@ -16,6 +16,17 @@ constexpr uint8_t kLsrThrEmpty = 1 << 5;
 constexpr int kMaxPolls = 100000;
 
 constinit uint16_t g_port = kDefaultConsolePort;
+// One UART, several vCPUs: whole writes go out under this lock so that lines
+// from different vCPUs do not interleave character by character.
+constinit uint32_t g_lock = 0;
+
+class ConsoleLock {
+  public:
+    ConsoleLock() {
+        while (__atomic_exchange_n(&g_lock, 1u, __ATOMIC_ACQUIRE)) pause();
+    }
+    ~ConsoleLock() { __atomic_store_n(&g_lock, 0u, __ATOMIC_RELEASE); }
+};
 
 }  // namespace
 
@@ -27,7 +38,7 @@ uint16_t console_port() {
     return g_port;
 }
 
-void putc(char c) {
+static void putc_unlocked(char c) {
     for (int k = 0; k < kMaxPolls; ++k) {
         if (inb(static_cast<uint16_t>(g_port + kLsr)) & kLsrThrEmpty) break;
         pause();
@@ -35,12 +46,19 @@ void putc(char c) {
     outb(static_cast<uint16_t>(g_port + kThr), static_cast<uint8_t>(c));
 }
 
+void putc(char c) {
+    ConsoleLock lock;
+    putc_unlocked(c);
+}
+
 void write(const char* s, size_t n) {
-    for (size_t k = 0; k < n; ++k) putc(s[k]);
+    ConsoleLock lock;
+    for (size_t k = 0; k < n; ++k) putc_unlocked(s[k]);
 }
 
 void puts(const char* s) {
-    while (*s) putc(*s++);
+    ConsoleLock lock;
+    while (*s) putc_unlocked(*s++);
 }
 
 void vprintf(const char* fmt, va_list ap) {
@@ -70,9 +88,10 @@ void Event::emit() const {
     // hv::Line starts every line with "hv."; guests replace that prefix.
     const char* p = line_.c_str();
     if (p[0] == 'h' && p[1] == 'v' && p[2] == '.') p += 3;
-    puts("guest.");
-    puts(p);
-    putc('\n');
+    ConsoleLock lock;
+    for (const char* q = "guest."; *q; ++q) putc_unlocked(*q);
+    while (*p) putc_unlocked(*p++);
+    putc_unlocked('\n');
 }
 
 }  // namespace hvg

@@ -27,6 +27,8 @@ extern hvg_exception
 extern __bss_start
 extern __bss_end
 global _start
+global gdt_ptr                        ; shared with application vCPUs (ap_entry.asm)
+global idt_ptr
 
 section .text
 _start:

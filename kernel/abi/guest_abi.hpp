@@ -62,7 +62,7 @@ static_assert(offsetof(BootInfo, args) == kBootInfoV1Size);
 // Hypercalls: VMCALL with RAX = call number, arguments in RDI, RSI, RDX.
 // On return RAX = status (0 or a negative Status), RDX = result value.
 // All other registers are preserved.
-inline constexpr uint32_t kHypercallAbiVersion = 1;
+inline constexpr uint32_t kHypercallAbiVersion = 2;  // 2: vcpu_start
 
 enum class Hypercall : uint64_t {
     abi_version = 0,   // -> RDX = kHypercallAbiVersion
@@ -70,6 +70,9 @@ enum class Hypercall : uint64_t {
     exit = 2,          // RDI = exit code; the guest stops (0 = clean, else failure); does not return
     tsc_hz = 3,        // -> RDX = TSC frequency
     yield = 4,         // give up the CPU until the next timer tick (returns 0)
+    vcpu_start = 5,    // RDI = vCPU index (1..cpu_count-1), RSI = RIP, RDX = RSP: start that vCPU in
+                       // 64-bit mode with the caller's CR0/CR3/CR4/EFER; it begins with RDI = index.
+                       // Only from 64-bit mode; each vCPU starts once per guest run.
 };
 
 enum class Status : int64_t {

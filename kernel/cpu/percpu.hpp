@@ -45,7 +45,7 @@ struct PerCpu {
     uint64_t feature_control_msr;
     uint64_t online_tsc;      // TSC when the CPU reported online
     uint64_t vmxon_phys;      // VMXON region once the CPU is in VMX root operation
-    void* assigned_guest;     // guest::Guest this CPU runs (set by the boot CPU)
+    void* assigned_vcpu;      // guest::Vcpu this CPU runs (set by the boot CPU)
 };
 static_assert(offsetof(PerCpu, self) == 0);
 

@@ -11,6 +11,7 @@
 #include "kernel/guest/elf_loader.hpp"
 #include "kernel/guest/guest_memory.hpp"
 #include "kernel/lib/result.hpp"
+#include "kernel/lib/spinlock.hpp"
 
 namespace hv::guest {
 
@@ -67,11 +68,52 @@ struct GuestRegs {
 };
 static_assert(sizeof(GuestRegs) == 17 * 8);
 
+// Where a vCPU starts (docs/guest-abi.md "Start states" and "vCPUs").
+enum class VcpuStart : uint8_t {
+    image,  // vCPU 0: the configured mode at the image's entry point
+    long64, // vcpu_start hypercall: 64-bit mode with the caller's paging, at rip/rsp
+    sipi,   // INIT-SIPI through the virtual x2APIC: real mode at vector << 12
+};
+
+// Life of one vCPU inside its guest's life. Transitions are atomic (CAS):
+// another vCPU starts an AP, the AP's own CPU claims it, the boot CPU resets
+// it for a restart.
+enum class VcpuRun : uint32_t {
+    offline,        // not part of the guest (or guest not launched)
+    waiting_start,  // an AP waiting for vcpu_start / INIT-SIPI
+    runnable,       // asked to start: its CPU will claim it
+    running,        // its CPU is inside run_vcpu() for it
+    exited,         // left run_vcpu(); the guest is stopping
+};
+
+struct Guest;
+
+struct Vcpu {
+    Guest* guest = nullptr;
+    uint32_t index = 0;                // vCPU number in the guest = its APIC ID
+    uint32_t cpu_index = 0;            // physical CPU (PerCpu index) it runs on
+    uint16_t vpid = 0;
+    uint64_t vmcs_phys = 0;
+    VcpuRun run = VcpuRun::offline;
+    GuestRegs regs{};
+    bool launched = false;
+    bool halted = false;               // in HLT activity state
+    bool yielding = false;             // asleep in the yield hypercall until the next tick
+    uint8_t vtpr = 0;                  // the guest's CR8 (virtual task priority)
+    // Start request, written by whoever makes it runnable.
+    VcpuStart start = VcpuStart::image;
+    uint64_t start_rip = 0, start_rsp = 0, start_cr3 = 0, start_cr0 = 0, start_cr4 = 0, start_efer = 0;
+    uint64_t first_entry_tsc = 0;      // TSC right before its first VM entry
+    Counters counters{};               // written only by this vCPU's CPU
+};
+
 struct Guest {
     uint32_t id = 0;
     config::GuestConfig cfg{};
     GuestState state = GuestState::invalid;
-    bool stop_requested = false;       // set by the boot CPU; checked on every exit
+    bool stop_requested = false;       // set by any CPU; checked by every vCPU on every exit
+    bool stop_claimed = false;         // the first vCPU (or the boot CPU) to stop it writes `stop`
+    uint32_t active_vcpus = 0;         // vCPUs inside run_vcpu(); the last one out marks it stopped
     bool park_on_stop = false;         // an operator stop: no restart policy, state parked
     bool start_after_park = false;     // operator restart: start again once parked
 
@@ -84,32 +126,31 @@ struct Guest {
     const uint8_t* image = nullptr;    // the boot module: kept pristine for restarts
     uint64_t image_size = 0;
     ElfImage elf{};
-
-    // vCPU 0 (one vCPU per guest for now).
-    uint32_t cpu_index = 0;            // physical CPU (PerCpu index)
-    uint16_t vpid = 0;
-    uint64_t vmcs_phys = 0;
-    GuestRegs regs{};
-    bool launched = false;
-    bool halted = false;               // in HLT activity state
-    bool yielding = false;             // asleep in the yield hypercall until the next tick
-    uint8_t vtpr = 0;                  // the guest's CR8 (virtual task priority)
     uint64_t tsc_hz = 0;
+
+    // vCPUs: vcpus[i] runs on physical CPU cfg.cpus[i].
+    Vcpu vcpus[config::kMaxGuestCpus];
+    uint32_t vcpu_count = 0;
 
     // Lifecycle.
     uint32_t restart_count = 0;
     uint32_t consecutive_restarts = 0;
     uint64_t restart_tsc = 0;
-    uint64_t start_tsc = 0;            // TSC when the CPU was told to launch it
-    uint64_t first_entry_tsc = 0;      // TSC right before its first VM entry
+    uint64_t start_tsc = 0;            // TSC when the CPUs were told to launch it
     StopRecord stop{};
     const char* stop_detail = nullptr; // hypervisor-side detail (VMX error name, ...)
+    uint32_t stop_vcpu = 0;            // which vCPU stopped it
     bool stop_reported = false;       // (all-zero defaults keep g_guests in .bss)
+    bool running_reported = false;
 
-    Counters counters{};
     ConsoleRing console;
+    Spinlock uart_lock;                // the UART is one device shared by the guest's vCPUs
+    Spinlock start_lock;               // vCPU start requests (one starter at a time)
     uint8_t uart_scratch = 0;          // the UART's scratch register
     uint8_t uart_lcr = 0;
+
+    // Sum of the vCPUs' counters (for reports; racy reads of live counters are fine).
+    Counters total_counters() const;
 };
 
 

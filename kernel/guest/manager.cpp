@@ -93,7 +93,7 @@ Result<void> load(Guest& g) {
     info.image_start = g.elf.lowest_gpa;
     info.image_end = (g.elf.end_gpa + 4095) & ~4095ull;
     info.tsc_hz = g_tsc_hz;
-    info.cpu_count = 1;
+    info.cpu_count = g.vcpu_count;
     info.restart_count = g.restart_count;
     info.console_port = 0x3F8;
     return load_guest_image(g.mem, g.elf, g.image, g.image_size, info);
@@ -101,7 +101,7 @@ Result<void> load(Guest& g) {
 
 // Builds guest `g` from its (valid) configuration: RAM, EPT, VMCS page, image.
 Result<void> build(Guest& g, const boot::BootInfo& boot) {
-    const cpu::PerCpu& pc = cpu::cpu(g.cpu_index);
+    const cpu::PerCpu& pc = cpu::cpu(g.vcpus[0].cpu_index);
     for (size_t i = 0; i < boot.module_count; ++i) {
         char name[64];
         module_name(boot.modules[i], name, sizeof name);
@@ -139,24 +139,48 @@ Result<void> build(Guest& g, const boot::BootInfo& boot) {
     if (outside || mapped != g.ram_bytes) PANIC("guest EPT maps memory outside the guest's RAM");
     g.eptp = vmx::make_eptp(ept->root(), false);
     g.ept_tables = ept->tables_used();
-    g.vmcs_phys = TRY(mm::alloc_frames(1));
-    g.vpid = static_cast<uint16_t>(g.id + 1);  // 0 is the hypervisor's own
+    for (uint32_t i = 0; i < g.vcpu_count; ++i) {
+        Vcpu& v = g.vcpus[i];
+        v.vmcs_phys = TRY(mm::alloc_frames(1));
+        // VPID 0 is the hypervisor's own; one per vCPU.
+        v.vpid = static_cast<uint16_t>(1 + g.id * config::kMaxGuestCpus + i);
+    }
     g.tsc_hz = g_tsc_hz;
     TRY(load(g));
     return {};
 }
 
+// The guest's vCPUs all left the guest (or never entered it): safe to reload
+// and launch. A vCPU another vCPU asked to start just before the stop is still
+// "runnable" until its CPU claims it and sees the stop; wait for that.
+bool quiescent(const Guest& g) {
+    for (uint32_t i = 0; i < g.vcpu_count; ++i) {
+        VcpuRun r = __atomic_load_n(&g.vcpus[i].run, __ATOMIC_ACQUIRE);
+        if (r == VcpuRun::running || r == VcpuRun::runnable) return false;
+    }
+    return true;
+}
+
+void kick(const Vcpu& v) { (void)drv::Lapic::send_fixed(cpu::cpu(v.cpu_index).apic_id, cpu::vector::WAKEUP); }
+
 void launch(Guest& g) {
-    cpu::PerCpu& pc = cpu::cpu(g.cpu_index);
     g.stop = StopRecord{};
     g.stop_detail = nullptr;
-    g.stop_requested = false;
-    g.stop_reported = false;
+    g.stop_vcpu = 0;
+    g.running_reported = false;
     g.start_tsc = x86::rdtsc();
-    g.first_entry_tsc = 0;
+    __atomic_store_n(&g.stop_claimed, false, __ATOMIC_RELEASE);
+    __atomic_store_n(&g.stop_requested, false, __ATOMIC_RELEASE);
     __atomic_store_n(&g.state, GuestState::ready, __ATOMIC_RELEASE);
-    __atomic_store_n(&pc.assigned_guest, static_cast<void*>(&g), __ATOMIC_RELEASE);
-    (void)drv::Lapic::send_fixed(pc.apic_id, cpu::vector::WAKEUP);
+    for (uint32_t i = 0; i < g.vcpu_count; ++i) {
+        Vcpu& v = g.vcpus[i];
+        v.first_entry_tsc = 0;
+        v.start = VcpuStart::image;
+        // vCPU 0 starts at the image's entry; the others wait to be started by it.
+        __atomic_store_n(&v.run, i == 0 ? VcpuRun::runnable : VcpuRun::waiting_start, __ATOMIC_RELEASE);
+        __atomic_store_n(&cpu::cpu(v.cpu_index).assigned_vcpu, static_cast<void*>(&v), __ATOMIC_RELEASE);
+    }
+    kick(g.vcpus[0]);
 }
 
 // At most `budget` lines per call: the console is shared round-robin, so a
@@ -185,6 +209,7 @@ void report_stop(Guest& g) {
         .x("rip", s.rip);
     if (s.gpa || (s.reason && str_eq(s.reason, "ept_violation"))) l.x("gpa", s.gpa).x("qualification", s.qualification);
     if (g.stop_detail) l.s("detail", g.stop_detail);
+    if (g.vcpu_count > 1) l.u("vcpu", g.stop_vcpu);
     l.u("restarts", g.restart_count);
     log::emit(l);
 }
@@ -231,14 +256,15 @@ void on_stopped(Guest& g, uint64_t now) {
 }
 
 void report_stats(const Guest& g) {
+    const Counters c = g.total_counters();
     Line l("guest.stats");
     l.s("guest", g.cfg.name).s("state", state_name(g.state)).u("restarts", g.restart_count)
-        .u("exits", g.counters.exits).u("cpuid", g.counters.by_reason[static_cast<int>(vmx::ExitReason::CPUID)])
-        .u("io", g.counters.by_reason[static_cast<int>(vmx::ExitReason::IO_INSTRUCTION)])
-        .u("hypercalls", g.counters.hypercalls).u("hypercall_errors", g.counters.hypercall_errors)
-        .u("msr_denied", g.counters.msr_denied).u("io_unknown_in", g.counters.io_unknown_in)
-        .u("io_dropped_out", g.counters.io_dropped_out).u("injected", g.counters.injected)
-        .u("timer_ticks", g.counters.timer_ticks).u("nmis", g.counters.nmis)
+        .u("exits", c.exits).u("cpuid", c.by_reason[static_cast<int>(vmx::ExitReason::CPUID)])
+        .u("io", c.by_reason[static_cast<int>(vmx::ExitReason::IO_INSTRUCTION)])
+        .u("hypercalls", c.hypercalls).u("hypercall_errors", c.hypercall_errors)
+        .u("msr_denied", c.msr_denied).u("io_unknown_in", c.io_unknown_in)
+        .u("io_dropped_out", c.io_dropped_out).u("injected", c.injected)
+        .u("timer_ticks", c.timer_ticks).u("nmis", c.nmis)
         .u("console_dropped", g.console.dropped_lines());
     log::emit(l);
 }
@@ -301,7 +327,7 @@ Result<void> guest_action(const char* name, Action action) {
         // Test hook: an NMI to the guest's CPU must reach the hypervisor (an
         // EXCEPTION_NMI exit) and never the guest.
         if (!running) return make_error(Errc::invalid_argument, "the guest is not running");
-        return drv::Lapic::send_nmi(cpu::cpu(g->cpu_index).apic_id);
+        return drv::Lapic::send_nmi(cpu::cpu(g->vcpus[0].cpu_index).apic_id);
     }
     if (action == Action::stop || (action == Action::restart && running)) {
         if (!running) {
@@ -312,8 +338,8 @@ Result<void> guest_action(const char* name, Action action) {
         g->park_on_stop = true;
         g->start_after_park = action == Action::restart;
         __atomic_store_n(&g->stop_requested, true, __ATOMIC_RELEASE);
-        // The IPI makes the guest's CPU exit now instead of at the next timer tick.
-        (void)drv::Lapic::send_fixed(cpu::cpu(g->cpu_index).apic_id, cpu::vector::WAKEUP);
+        // The IPI makes the guest's CPUs exit now instead of at the next timer tick.
+        for (uint32_t i = 0; i < g->vcpu_count; ++i) kick(g->vcpus[i]);
         return {};
     }
     if (running) return make_error(Errc::invalid_argument, "the guest is already running");
@@ -383,15 +409,43 @@ const char* state_name(GuestState s) {
     return "unknown";
 }
 
+Counters Guest::total_counters() const {
+    Counters t{};
+    for (uint32_t i = 0; i < vcpu_count; ++i) {
+        const Counters& c = vcpus[i].counters;
+        t.exits += c.exits;
+        for (size_t r = 0; r < sizeof t.by_reason / sizeof t.by_reason[0]; ++r) t.by_reason[r] += c.by_reason[r];
+        t.msr_denied += c.msr_denied;
+        t.io_unknown_in += c.io_unknown_in;
+        t.io_dropped_out += c.io_dropped_out;
+        t.hypercalls += c.hypercalls;
+        t.hypercall_errors += c.hypercall_errors;
+        t.injected += c.injected;
+        t.timer_ticks += c.timer_ticks;
+        t.nmis += c.nmis;
+    }
+    return t;
+}
+
 [[noreturn]] void ap_loop(cpu::PerCpu& pc) {
     for (;;) {
         x86::cli();
-        auto* g = static_cast<Guest*>(__atomic_load_n(&pc.assigned_guest, __ATOMIC_ACQUIRE));
-        if (g && __atomic_load_n(&g->state, __ATOMIC_ACQUIRE) == GuestState::ready) {
-            __atomic_store_n(&g->state, GuestState::running, __ATOMIC_RELEASE);
-            vmx::run_guest(pc, *g);
-            __atomic_store_n(&pc.assigned_guest, static_cast<void*>(nullptr), __ATOMIC_RELEASE);
-            __atomic_store_n(&g->state, GuestState::stopped, __ATOMIC_RELEASE);
+        auto* v = static_cast<Vcpu*>(__atomic_load_n(&pc.assigned_vcpu, __ATOMIC_ACQUIRE));
+        VcpuRun expected = VcpuRun::runnable;
+        if (v && __atomic_compare_exchange_n(&v->run, &expected, VcpuRun::running, false, __ATOMIC_ACQ_REL,
+                                             __ATOMIC_ACQUIRE)) {
+            Guest& g = *v->guest;
+            __atomic_add_fetch(&g.active_vcpus, 1, __ATOMIC_ACQ_REL);
+            if (!__atomic_load_n(&g.stop_requested, __ATOMIC_ACQUIRE)) {
+                GuestState ready = GuestState::ready;
+                __atomic_compare_exchange_n(&g.state, &ready, GuestState::running, false, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE);
+                vmx::run_vcpu(pc, *v);  // returns only once the guest is stopping
+            }
+            __atomic_store_n(&v->run, VcpuRun::exited, __ATOMIC_RELEASE);
+            // The last vCPU out hands the guest to the boot CPU.
+            if (__atomic_sub_fetch(&g.active_vcpus, 1, __ATOMIC_ACQ_REL) == 0)
+                __atomic_store_n(&g.state, GuestState::stopped, __ATOMIC_RELEASE);
             continue;
         }
         // STI's one-instruction shadow makes "sti; hlt" atomic: a wake-up IPI
@@ -452,36 +506,42 @@ bool start_partitions(const boot::BootInfo& boot, uint64_t tsc_hz) {
             log::emit(l);
             continue;
         }
-        g.cpu_index = g.cfg.cpus[0];
-        const cpu::PerCpu& pc = cpu::cpu(g.cpu_index);
-        if (!pc.vmx.vmx || pc.feature_control != vmx::FeatureControlState::enabled_locked) {
-            Line l("guest.rejected");
-            l.s("guest", g.cfg.name).u("cpu", g.cpu_index).s("reason", "cpu_without_vmx");
-            log::emit(l);
-            log::error("guest", "%s: CPU %u cannot run guests", g.cfg.name, g.cpu_index);
-            continue;
+        g.vcpu_count = static_cast<uint32_t>(g.cfg.cpu_count);
+        bool usable = true;
+        for (uint32_t k = 0; k < g.vcpu_count && usable; ++k) {
+            Vcpu& v = g.vcpus[k];
+            v.guest = &g;
+            v.index = k;
+            v.cpu_index = g.cfg.cpus[k];
+            const cpu::PerCpu& pc = cpu::cpu(v.cpu_index);
+            if (!pc.vmx.vmx || pc.feature_control != vmx::FeatureControlState::enabled_locked) {
+                Line l("guest.rejected");
+                l.s("guest", g.cfg.name).u("cpu", v.cpu_index).s("reason", "cpu_without_vmx");
+                log::emit(l);
+                log::error("guest", "%s: CPU %u cannot run guests", g.cfg.name, v.cpu_index);
+                usable = false;
+            } else if (auto ctl = vmx::compute_controls(pc.vmx_raw); !ctl) {
+                // Refuse a CPU that lacks a required VMX control here, with its
+                // name, rather than on the guest's CPU at launch.
+                Line l("guest.rejected");
+                l.s("guest", g.cfg.name).u("cpu", v.cpu_index).s("reason", "vmx_unsupported")
+                    .s("detail", ctl.error().detail);
+                log::emit(l);
+                log::error("guest", "%s: CPU %u: %s", g.cfg.name, v.cpu_index, ctl.error().detail);
+                usable = false;
+            }
         }
-        // Refuse a CPU that lacks a required VMX control here, with its name,
-        // rather than on the guest's CPU at launch.
-        if (auto ctl = vmx::compute_controls(pc.vmx_raw); !ctl) {
-            Line l("guest.rejected");
-            l.s("guest", g.cfg.name).u("cpu", g.cpu_index).s("reason", "vmx_unsupported").s("detail", ctl.error().detail);
-            log::emit(l);
-            log::error("guest", "%s: CPU %u: %s", g.cfg.name, g.cpu_index, ctl.error().detail);
-            continue;
-        }
-        if (g.cfg.cpu_count > 1)
-            log::warn("guest", "%s: one vCPU per guest in this version; CPUs after %u stay idle", g.cfg.name,
-                      g.cfg.cpus[0]);
+        if (!usable) continue;
         if (auto r = build(g, boot); !r) {
             guest_error(g, "cannot build the guest", r.error());
             continue;
         }
         ++valid;
         Line l("guest.start");
-        l.s("guest", g.cfg.name).u("id", g.id).u("cpu", g.cpu_index).u("mem_mib", g.ram_bytes >> 20)
-            .x("ram_hpa", g.ram_hpa).x("entry", g.elf.entry).u("ept_tables", g.ept_tables).u("vpid", g.vpid)
-            .u("overhead_bytes", (g.ept_tables + 1) * 4096 + sizeof(Guest))
+        l.s("guest", g.cfg.name).u("id", g.id).u("cpu", g.vcpus[0].cpu_index).u("vcpus", g.vcpu_count)
+            .u("mem_mib", g.ram_bytes >> 20).x("ram_hpa", g.ram_hpa).x("entry", g.elf.entry)
+            .u("ept_tables", g.ept_tables).u("vpid", g.vcpus[0].vpid)
+            .u("overhead_bytes", (g.ept_tables + g.vcpu_count) * 4096 + sizeof(Guest))
             .s("restart", config::restart_policy_name(g.cfg.restart)).s("mode", config::start_mode_name(g.cfg.mode));
         log::emit(l);
         launch(g);
@@ -501,13 +561,19 @@ bool poll_partitions(uint64_t now) {
         Guest& g = g_guests[i];
         GuestState st = __atomic_load_n(&g.state, __ATOMIC_ACQUIRE);
         drain_console(g, kLinesPerPoll);
-        if (st == GuestState::running && g.first_entry_tsc && !g.stop_reported) {
+        if (st == GuestState::running && g.vcpus[0].first_entry_tsc && !g.running_reported) {
             // First VM entry seen: report how long the way from power-on took.
+            uint64_t first = g.vcpus[0].first_entry_tsc;
             Line l("guest.running");
-            l.s("guest", g.cfg.name).u("restart", g.restart_count).u("ticks_from_hv_entry", g.first_entry_tsc - boot_tsc)
-                .u("ticks_from_launch", g.first_entry_tsc - g.start_tsc);
+            l.s("guest", g.cfg.name).u("restart", g.restart_count).u("ticks_from_hv_entry", first - boot_tsc)
+                .u("ticks_from_launch", first - g.start_tsc);
             log::emit(l);
-            g.stop_reported = true;
+            g.running_reported = true;
+        }
+        // A stop is handled once every vCPU is out of the guest.
+        if (st == GuestState::stopped && !quiescent(g)) {
+            any_alive = true;
+            continue;
         }
         if (st == GuestState::stopped) {
             on_stopped(g, now);
@@ -540,30 +606,31 @@ bool poll_partitions(uint64_t now) {
 }
 
 void stop_partitions(uint64_t tsc_hz) {
+    bool asked[config::kMaxGuests] = {};
     for (size_t i = 0; i < g_guest_count; ++i) {
         Guest& g = g_guests[i];
         GuestState st = __atomic_load_n(&g.state, __ATOMIC_ACQUIRE);
-        if (st == GuestState::ready || st == GuestState::running) __atomic_store_n(&g.stop_requested, true, __ATOMIC_RELEASE);
-        else if (st == GuestState::waiting_restart) g.state = GuestState::given_up;
+        if (st == GuestState::ready || st == GuestState::running) {
+            __atomic_store_n(&g.stop_requested, true, __ATOMIC_RELEASE);
+            asked[i] = true;
+        } else if (st == GuestState::waiting_restart) {
+            g.state = GuestState::given_up;
+        }
     }
     // No IPI on purpose: the next preemption-timer exit (every 1/kTimerHz s)
     // brings each CPU back to the hypervisor, which sees the request.
     uint64_t limit = x86::rdtsc() + (tsc_hz ? tsc_hz : 3'000'000'000ull) / 2;
     for (size_t i = 0; i < g_guest_count; ++i) {
+        if (!asked[i]) continue;
         Guest& g = g_guests[i];
-        while (__atomic_load_n(&g.stop_requested, __ATOMIC_ACQUIRE) && x86::rdtsc() < limit) {
-            GuestState st = __atomic_load_n(&g.state, __ATOMIC_ACQUIRE);
-            if (st == GuestState::stopped) break;
+        while (x86::rdtsc() < limit &&
+               (__atomic_load_n(&g.state, __ATOMIC_ACQUIRE) != GuestState::stopped || !quiescent(g)))
             x86::pause();
-        }
-        if (__atomic_load_n(&g.stop_requested, __ATOMIC_ACQUIRE)) {
-            GuestState st = __atomic_load_n(&g.state, __ATOMIC_ACQUIRE);
-            if (st == GuestState::stopped) {
-                report_stop(g);
-                g.state = GuestState::given_up;
-            } else {
-                log::error("guest", "%s did not stop within 500 ms", g.cfg.name);
-            }
+        if (__atomic_load_n(&g.state, __ATOMIC_ACQUIRE) == GuestState::stopped) {
+            report_stop(g);
+            g.state = GuestState::given_up;
+        } else {
+            log::error("guest", "%s did not stop within 500 ms", g.cfg.name);
         }
     }
 }

@@ -512,6 +512,19 @@ def check_modes(c, case):
     check_heartbeats(c, ["long"])
 
 
+def check_smp(c, case):
+    check_partitions_end(c, case)
+    start = c.one("hv.guest.start", guest="smp")
+    expect(start["vcpus"] == "2", f"smp guest start: {start}")
+    aps = guest_events(c, "smp", "guest.smp.ap")
+    expect([(f["index"], f["apic_id"]) for _, f in aps] == [("1", "1")], f"application vCPUs: {aps}")
+    done = guest_events(c, "smp", "guest.smp.done")
+    expect(done and done[0][1]["ok"] == "yes" and done[0][1]["checked_in"] == "1", f"smp result: {done}")
+    stop = c.one("hv.guest.stop", guest="smp")
+    expect(stop["reason"] == "exit" and stop["code"] == "0", f"smp stop: {stop}")
+    check_heartbeats(c, ["beat"])
+
+
 def check_actions(c, case):
     # stop beta @300 ms, start it @700 ms, restart gamma @500 ms; alpha untouched.
     check_partitions_end(c, case)
@@ -627,6 +640,8 @@ case("bochs_spin_stopped", check_spin, emulator="bochs", boot="iso", cpus=4, mem
      config="spin.toml", duration_ms=600)
 case("bochs_start_modes", check_modes, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="modes.toml")
+case("bochs_smp_guest", check_smp, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="smp.toml", duration_ms=1000)
 case("bochs_guest_actions", check_actions, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="three_hello.toml", duration_ms=1500, actions="stop:beta@300,restart:gamma@500,start:beta@700")
 case("bochs_flood_halt_nmi", check_flood_halt_nmi, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
