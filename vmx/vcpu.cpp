@@ -10,6 +10,7 @@
 #include "vmx/vmx_controls.hpp"
 #include "vmx/vmx_cpu.hpp"
 #include "vmx/vmx_hw.hpp"
+#include "kernel/vdev/vlapic.hpp"
 
 extern "C" uint64_t vmx_enter(hv::guest::GuestRegs* regs, uint64_t launched);
 extern "C" void vmx_exit();
@@ -120,6 +121,48 @@ void record_stop(Vcpu& v, const guest::StopRecord& r, const char* detail = nullp
     request_stop(g, &v);
 }
 
+// Makes vCPU t notice a new interrupt: entries always consult the APIC, so a
+// vCPU inside the guest on another CPU only needs to exit (the wake-up IPI);
+// one that is not in the guest will see it at its next entry.
+void kick_vcpu(const Vcpu& t, const Vcpu* self) {
+    if (&t == self || __atomic_load_n(&t.run, __ATOMIC_ACQUIRE) != guest::VcpuRun::running) return;
+    (void)drv::Lapic::send_fixed(cpu::cpu(t.cpu_index).apic_id, cpu::vector::WAKEUP);
+}
+
+// INIT-SIPI (SDM Vol. 3A §9.4.4): a SIPI starts an application vCPU that is
+// still waiting for its start, in real mode at vector << 12. A vCPU already
+// started ignores it, as a CPU not in wait-for-SIPI does.
+void start_by_sipi(Vcpu& t, uint8_t vector) {
+    Guest& g = *t.guest;
+    LockGuard lock(g.start_lock);
+    if (__atomic_load_n(&t.run, __ATOMIC_ACQUIRE) != guest::VcpuRun::waiting_start) return;
+    t.start = guest::VcpuStart::sipi;
+    t.start_rip = static_cast<uint64_t>(vector) << 12;
+    __atomic_store_n(&t.run, guest::VcpuRun::runnable, __ATOMIC_RELEASE);
+    (void)drv::Lapic::send_fixed(cpu::cpu(t.cpu_index).apic_id, cpu::vector::WAKEUP);
+}
+
+// Delivers an IPI the sender's APIC model produced to the guest's other vCPUs.
+void route_ipi(Vcpu& from, const vdev::IpiRequest& req) {
+    Guest& g = *from.guest;
+    for (uint32_t i = 0; i < g.vcpu_count; ++i) {
+        Vcpu& t = g.vcpus[i];
+        if (!vdev::ipi_targets(req, t.index)) continue;
+        switch (req.mode) {
+            case vdev::IpiMode::fixed:
+                if (t.lapic.accept_interrupt(req.vector)) kick_vcpu(t, &from);
+                break;
+            case vdev::IpiMode::nmi:
+                // Latched in the target's APIC; NMI injection into guests is not
+                // implemented yet (docs/guest-abi.md "Interrupts").
+                (void)t.lapic.accept_nmi();
+                break;
+            case vdev::IpiMode::init: break;  // a waiting vCPU is already in its INIT state
+            case vdev::IpiMode::startup: start_by_sipi(t, req.vector); break;
+        }
+    }
+}
+
 bool canonical(uint64_t a) { return static_cast<uint64_t>(static_cast<int64_t>(a << 16) >> 16) == a; }
 
 class Exit {
@@ -165,6 +208,7 @@ class Exit {
     Action on_ept_violation();
     Action on_external_interrupt();
     Action on_exception_nmi();
+    Action on_apic_msr(uint32_t msr, bool write, uint64_t value);
     abi::Status vcpu_start(uint64_t index, uint64_t rip, uint64_t rsp);
     void uart_out(uint16_t offset, uint8_t value);
     uint8_t uart_in(uint16_t offset);
@@ -186,6 +230,14 @@ Exit::Action Exit::handle() {
     ++v_.counters.exits;
     if (reason_ < sizeof v_.counters.by_reason / sizeof v_.counters.by_reason[0]) ++v_.counters.by_reason[reason_];
     if (info.entry_failure) return stop("entry_failed", true, reason_);
+    // An exit in the middle of delivering an event (SDM Vol. 3C §28.2.4): the
+    // event is delivered again on the next entry, as if nothing happened.
+    uint32_t vectoring = vmread(VmcsField32::IDT_VECTORING_INFO_FIELD);
+    if (vectoring & (1u << 31)) {
+        (void)vmwrite(VmcsField32::VM_ENTRY_INTR_INFO_FIELD, vectoring & ~(1u << 12));
+        (void)vmwrite(VmcsField32::VM_ENTRY_EXCEPTION_ERROR_CODE, vmread(VmcsField32::IDT_VECTORING_ERROR_CODE));
+        (void)vmwrite(VmcsField32::VM_ENTRY_INSTRUCTION_LEN, vmread(VmcsField32::VM_EXIT_INSTRUCTION_LEN));
+    }
 
     switch (static_cast<ExitReason>(reason_)) {
         case ExitReason::CPUID: return on_cpuid();
@@ -202,6 +254,8 @@ Exit::Action Exit::handle() {
         case ExitReason::INIT_SIGNAL: return stop("init_signal", true);
         case ExitReason::EXTERNAL_INTERRUPT: return on_external_interrupt();
         case ExitReason::EXCEPTION_NMI: return on_exception_nmi();
+        // The guest can take interrupts again: the entry below delivers them.
+        case ExitReason::INTERRUPT_WINDOW: return Action::resume;
         case ExitReason::PREEMPTION_TIMER:
             ++v_.counters.timer_ticks;
             if (v_.yielding) {
@@ -251,14 +305,23 @@ Exit::Action Exit::on_cpuid() {
     } else {
         r = x86::cpuid(leaf, sub);
         if (leaf == 1) {
-            // Hide VMX (5), SMX (6), MONITOR (3), PDCM (15), x2APIC (21) and the
-            // TSC deadline timer (24): none is virtualised. Bit 31: hypervisor present.
-            r.ecx &= ~((1u << 3) | (1u << 5) | (1u << 6) | (1u << 15) | (1u << 21) | (1u << 24));
-            r.ecx |= 1u << 31;
+            // Hide VMX (5), SMX (6), MONITOR (3) and PDCM (15): none is
+            // virtualised. Offer the virtual APIC: x2APIC (21) and its TSC
+            // deadline timer (24). Bit 31: hypervisor present.
+            r.ecx &= ~((1u << 3) | (1u << 5) | (1u << 6) | (1u << 15));
+            r.ecx |= (1u << 21) | (1u << 24) | (1u << 31);
             // Initial APIC ID = vCPU index; logical processors = the guest's vCPUs.
             r.ebx = (r.ebx & 0xFFFF) | ((g_.vcpu_count & 0xFF) << 16) | (v_.index << 24);
         } else if (leaf == 5 || leaf == 0xA) {
             r = {0, 0, 0, 0};  // MONITOR leaf and performance monitoring: not offered
+        } else if (leaf == 0xB || leaf == 0x1F) {
+            // x2APIC topology (SDM Vol. 2A CPUID leaf 0BH): one thread per core,
+            // the guest's vCPUs as the cores of one package, APIC ID = index.
+            uint32_t shift = 0;
+            while ((1u << shift) < g_.vcpu_count) ++shift;
+            if (sub == 0) r = {0, 1, 0x100, v_.index};
+            else if (sub == 1) r = {shift, g_.vcpu_count, 0x201, v_.index};
+            else r = {0, 0, sub & 0xFF, v_.index};
         }
     }
     rax() = r.eax;
@@ -274,6 +337,7 @@ Exit::Action Exit::on_cpuid() {
 Exit::Action Exit::on_msr(bool write) {
     uint32_t msr = static_cast<uint32_t>(rcx());
     uint64_t value = (rdx() << 32) | (rax() & 0xFFFFFFFF);
+    if (vdev::VirtualLapic::handles_msr(msr)) return on_apic_msr(msr, write, value);
     uint64_t out = 0;
     bool ok = true;
     switch (msr) {
@@ -315,12 +379,15 @@ Exit::Action Exit::on_msr(bool write) {
             if (write) (void)vmwrite(VmcsFieldNatural::GUEST_SYSENTER_EIP, value);
             else out = vmread(VmcsFieldNatural::GUEST_SYSENTER_EIP);
             break;
-        case IA32_APIC_BASE:
-            // Read-only view of a boot-processor xAPIC at the usual address; the
-            // guest may not move or switch the (host's) local APIC.
-            if (write) ok = false;
-            else out = 0xFEE00000ull | (1ull << 11) | (1ull << 8);
+        case IA32_APIC_BASE: {
+            // The virtual APIC is always enabled (EN, bit 11) in x2APIC mode
+            // (EXTD, bit 10) at the usual base; vCPU 0 is the BSP (bit 8). It
+            // cannot be moved or switched: rewriting the same value is allowed.
+            uint64_t base = 0xFEE00000ull | (1ull << 11) | (1ull << 10) | (v_.index == 0 ? 1ull << 8 : 0);
+            if (write) ok = value == base;
+            else out = base;
             break;
+        }
         case IA32_MISC_ENABLE:
             if (write) ok = false;
             else out = 1;  // fast strings
@@ -334,6 +401,33 @@ Exit::Action Exit::on_msr(bool write) {
     if (!write) {
         rax() = out & 0xFFFFFFFF;
         rdx() = out >> 32;
+    }
+    skip_instruction();
+    return Action::resume;
+}
+
+// The x2APIC MSRs and IA32_TSC_DEADLINE go to the vCPU's virtual APIC; an
+// ICR write may produce an IPI for the guest's other vCPUs.
+Exit::Action Exit::on_apic_msr(uint32_t msr, bool write, uint64_t value) {
+    uint64_t now = x86::rdtsc();
+    if (write) {
+        vdev::IpiRequest req;
+        if (auto r = v_.lapic.write_msr(msr, value, now, &req); !r) {
+            ++v_.counters.apic_errors;
+            return inject(kVectorGp, true);
+        }
+        if (req.targets != vdev::IpiTargets::none) {
+            ++v_.counters.ipis;
+            route_ipi(v_, req);
+        }
+    } else {
+        auto r = v_.lapic.read_msr(msr, now);
+        if (!r) {
+            ++v_.counters.apic_errors;
+            return inject(kVectorGp, true);
+        }
+        rax() = *r & 0xFFFFFFFF;
+        rdx() = *r >> 32;
     }
     skip_instruction();
     return Action::resume;
@@ -429,10 +523,11 @@ Exit::Action Exit::on_cr() {
         if (a.type == CrAccessType::mov_to_cr) {
             uint64_t v = gpr(a.gpr);
             if (v > 15) return inject(kVectorGp, true);
-            v_.vtpr = static_cast<uint8_t>(v);
+            v_.lapic.set_tpr(static_cast<uint8_t>(v << 4));  // CR8 is TPR[7:4] (SDM Vol. 3A §11.8.6.1)
         } else if (a.type == CrAccessType::mov_from_cr) {
-            if (a.gpr == 4) (void)vmwrite(VmcsFieldNatural::GUEST_RSP, v_.vtpr);
-            else reg(a.gpr) = v_.vtpr;
+            uint64_t cr8 = v_.lapic.tpr() >> 4;
+            if (a.gpr == 4) (void)vmwrite(VmcsFieldNatural::GUEST_RSP, cr8);
+            else reg(a.gpr) = cr8;
         }
     } else if (a.type == CrAccessType::clts) {
         (void)vmwrite(VmcsFieldNatural::GUEST_CR0, vmread(VmcsFieldNatural::GUEST_CR0) & ~kCr0Ts);
@@ -456,7 +551,10 @@ Exit::Action Exit::on_cr() {
 // takes offline); the guest goes on.
 Exit::Action Exit::on_hlt() {
     skip_instruction();
-    if (!(vmread(VmcsFieldNatural::GUEST_RFLAGS) & kRflagsIf) && v_.index == 0) return stop("halted", false);
+    bool interrupts_on = vmread(VmcsFieldNatural::GUEST_RFLAGS) & kRflagsIf;
+    if (!interrupts_on && v_.index == 0) return stop("halted", false);
+    // An interrupt is already waiting: HLT returns at once (the entry delivers it).
+    if (interrupts_on && v_.lapic.pending_vector() >= 0) return Action::resume;
     v_.halted = true;
     (void)vmwrite(VmcsField32::GUEST_ACTIVITY_STATE, kActivityHlt);
     return Action::resume;
@@ -746,6 +844,50 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Vcpu& v, const VmcsControls& ctl) {
     return {};
 }
 
+// Before each entry: bring the APIC timer up to date, inject the highest
+// deliverable interrupt if the guest can take it now (SDM Vol. 3C §27.6.2
+// "event injection"), else ask for an exit the moment it can (interrupt-window
+// exiting), and return the preemption-timer period up to the next APIC timer
+// expiry or the hypervisor's own tick, whichever is first.
+uint64_t prepare_entry(Vcpu& v, uint32_t& proc, uint64_t tick_tsc) {
+    uint64_t now = x86::rdtsc();
+    uint64_t deadline = v.lapic.next_deadline();
+    if (deadline <= now) {
+        v.lapic.tick(now);
+        deadline = v.lapic.next_deadline();
+    }
+    bool want_window = false;
+    int vector = v.lapic.pending_vector();
+    if (vector >= 0) {
+        bool event_pending = vmread(VmcsField32::VM_ENTRY_INTR_INFO_FIELD) & (1u << 31);
+        bool can_take = (vmread(VmcsFieldNatural::GUEST_RFLAGS) & kRflagsIf) &&
+                        !(vmread(VmcsField32::GUEST_INTERRUPTIBILITY_INFO) & 3);  // STI / MOV SS shadow
+        if (!event_pending && can_take) {
+            (void)vmwrite(VmcsField32::VM_ENTRY_INTR_INFO_FIELD,
+                          encode_interruption(static_cast<uint8_t>(vector), InterruptionType::external_interrupt, false));
+            (void)v.lapic.ack(static_cast<uint8_t>(vector));
+            ++v.counters.interrupts;
+            if (v.halted || v.yielding) {
+                v.halted = v.yielding = false;
+                (void)vmwrite(VmcsField32::GUEST_ACTIVITY_STATE, kActivityActive);
+            }
+        } else {
+            want_window = true;
+        }
+    }
+    uint32_t wanted = want_window ? (proc | proc::INTERRUPT_WINDOW_EXITING) : (proc & ~proc::INTERRUPT_WINDOW_EXITING);
+    if (wanted != proc) {
+        proc = wanted;
+        (void)vmwrite(VmcsField32::CPU_BASED_VM_EXEC_CONTROL, proc);
+    }
+    uint64_t period = tick_tsc;
+    if (deadline != vdev::VirtualLapic::kNoDeadline) {
+        uint64_t until = deadline > now ? deadline - now : 0;
+        if (until < period) period = until;
+    }
+    return period;
+}
+
 }  // namespace
 
 void run_vcpu(cpu::PerCpu& pc, Vcpu& v) {
@@ -777,11 +919,9 @@ void run_vcpu(cpu::PerCpu& pc, Vcpu& v) {
     v.launched = false;
     v.halted = false;
     v.yielding = false;
-    v.vtpr = 0;
-    uint64_t rate = pc.vmx.preemption_timer_rate;
-    uint64_t timer = (g.tsc_hz ? g.tsc_hz : 1'000'000'000ull) / kTimerHz >> rate;
-    if (timer == 0) timer = 1;
-    if (timer > 0xFFFFFFFF) timer = 0xFFFFFFFF;
+    const uint64_t rate = pc.vmx.preemption_timer_rate;
+    const uint64_t tick_tsc = (g.tsc_hz ? g.tsc_hz : 1'000'000'000ull) / kTimerHz;
+    uint32_t proc = ctl->proc;
     v.first_entry_tsc = x86::rdtsc();
 
     for (;;) {
@@ -791,6 +931,9 @@ void run_vcpu(cpu::PerCpu& pc, Vcpu& v) {
                                              vmread(VmcsFieldNatural::GUEST_RIP), 0, 0, 0, x86::rdtsc()});
             break;
         }
+        // The preemption timer counts TSC >> rate (SDM Vol. 3C §26.5.1).
+        uint64_t timer = prepare_entry(v, proc, tick_tsc) >> rate;
+        if (timer > 0xFFFFFFFF) timer = 0xFFFFFFFF;
         (void)vmwrite(VmcsField32::VMX_PREEMPTION_TIMER_VALUE, static_cast<uint32_t>(timer));
         uint64_t rc = vmx_enter(&v.regs, v.launched);
         if (rc != 0) {

@@ -106,6 +106,11 @@ Result<VmcsControls> compute_controls(const RawCaps& raw) {
     VmcsControls c{};
     c.pin = TRY(compute(pin_cap, kPin));
     c.proc = TRY(compute(proc_cap, kProc));
+    // Not set here but toggled per entry: an interrupt for the guest that it
+    // cannot take yet (IF = 0, STI/MOV SS shadow) exits the moment it can.
+    if (!((proc_cap >> 32) & proc::INTERRUPT_WINDOW_EXITING))
+        return make_error(Errc::unsupported, "processor control 'interrupt-window exiting' unavailable",
+                          proc::INTERRUPT_WINDOW_EXITING);
     // Without TRUE controls these may be stuck at 1; with them we clear what EPT makes pointless.
     c.proc &= ~(proc::CR3_LOAD_EXITING | proc::CR3_STORE_EXITING) | static_cast<uint32_t>(proc_cap);
     c.proc2 = TRY(compute(raw.procbased2, kProc2));

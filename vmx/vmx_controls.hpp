@@ -20,6 +20,7 @@ inline constexpr uint32_t VIRTUAL_NMIS = 1u << 5;
 inline constexpr uint32_t ACTIVATE_PREEMPTION_TIMER = 1u << 6;
 }  // namespace pin
 namespace proc {
+inline constexpr uint32_t INTERRUPT_WINDOW_EXITING = 1u << 2;
 inline constexpr uint32_t HLT_EXITING = 1u << 7;
 inline constexpr uint32_t INVLPG_EXITING = 1u << 9;
 inline constexpr uint32_t MWAIT_EXITING = 1u << 10;

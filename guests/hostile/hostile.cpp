@@ -16,8 +16,8 @@
 //  2  write_ram_end    map and write GPA memory_bytes, the first byte past   EPT violation: guest stopped
 //                      RAM (host memory such as the hypervisor's image is
 //                      not visible; this is the closest the guest can aim)
-//  3  wrmsr_apic_base  WRMSR IA32_APIC_BASE (0x1B): move the LAPIC / enable  #GP injected: the runtime prints
-//                      x2APIC                                                guest.exception, exits 113
+//  3  wrmsr_apic_base  WRMSR IA32_APIC_BASE (0x1B): move the LAPIC 1 MiB down  #GP injected: the runtime prints
+//                                                                            guest.exception, exits 113
 //  4  pci_config       OUT 0xCF8 (00:00.0 reg 0), IN 0xCFC, OUT 0xCFC to the  dropped, guest continues:
 //                      read-only ID register                                 guest.attack_result survived=yes, exit 0
 //  5  spin_cli         CLI; JMP $ (never exits, never yields). Not in the    the hypervisor still preempts the
@@ -42,7 +42,9 @@ constexpr uint64_t kLapicGpa = 0xFEE00000;
 constexpr uint64_t kPoison = 0xBAD0'BAD0'BAD0'BAD0ull;
 // IA32_APIC_BASE value: base 0xFEE00000, BSP (bit 8), x2APIC enable (bit 10),
 // global enable (bit 11) (SDM Vol. 3A §10.4.4, §10.12.1).
-constexpr uint64_t kApicBaseX2apic = kLapicGpa | (1u << 8) | (1u << 10) | (1u << 11);
+// The APIC moved 1 MiB down, still enabled in x2APIC mode: the virtual APIC
+// cannot be moved (rewriting its own value is allowed, so that would not be an attack).
+constexpr uint64_t kApicBaseMoved = (kLapicGpa - 0x100000) | (1u << 8) | (1u << 10) | (1u << 11);
 // PCI configuration mechanism #1 (PCI Local Bus Spec. 3.0 §3.2.2.3.2).
 constexpr uint16_t kPciConfigAddress = 0xCF8;
 constexpr uint16_t kPciConfigData = 0xCFC;
@@ -68,8 +70,8 @@ uint64_t write_qword(uint64_t gpa) {
 }
 
 uint64_t wrmsr_apic_base(uint64_t) {
-    hvg::wrmsr(hvg::kMsrIa32ApicBase, kApicBaseX2apic);  // no fixup: a #GP is meant to stop us
-    return kApicBaseX2apic;
+    hvg::wrmsr(hvg::kMsrIa32ApicBase, kApicBaseMoved);  // no fixup: a #GP is meant to stop us
+    return kApicBaseMoved;
 }
 
 uint64_t pci_config(uint64_t) {

@@ -12,6 +12,7 @@
 #include "kernel/guest/guest_memory.hpp"
 #include "kernel/lib/result.hpp"
 #include "kernel/lib/spinlock.hpp"
+#include "kernel/vdev/vlapic.hpp"
 
 namespace hv::guest {
 
@@ -51,6 +52,9 @@ struct Counters {
     uint64_t injected;        // exceptions injected into the guest
     uint64_t timer_ticks;     // VMX-preemption timer exits
     uint64_t nmis;            // NMIs that arrived while the guest ran (the hypervisor's)
+    uint64_t interrupts;      // interrupts injected from the virtual APIC
+    uint64_t ipis;            // IPIs this vCPU sent through its ICR
+    uint64_t apic_errors;     // x2APIC MSR accesses refused with #GP
 };
 
 // Writes the 64-bit start state into guest RAM (zeroed first): identity page
@@ -99,11 +103,13 @@ struct Vcpu {
     bool launched = false;
     bool halted = false;               // in HLT activity state
     bool yielding = false;             // asleep in the yield hypercall until the next tick
-    uint8_t vtpr = 0;                  // the guest's CR8 (virtual task priority)
     // Start request, written by whoever makes it runnable.
     VcpuStart start = VcpuStart::image;
     uint64_t start_rip = 0, start_rsp = 0, start_cr3 = 0, start_cr0 = 0, start_cr4 = 0, start_efer = 0;
     uint64_t first_entry_tsc = 0;      // TSC right before its first VM entry
+    // Its local APIC, in x2APIC mode (docs/guest-abi.md "Interrupts"). Other
+    // CPUs only ever call accept_interrupt()/accept_nmi() on it.
+    vdev::VirtualLapic lapic;
     Counters counters{};               // written only by this vCPU's CPU
 };
 

@@ -176,6 +176,7 @@ void launch(Guest& g) {
         Vcpu& v = g.vcpus[i];
         v.first_entry_tsc = 0;
         v.start = VcpuStart::image;
+        v.lapic = vdev::VirtualLapic(v.index, g.tsc_hz, g.tsc_hz);
         // vCPU 0 starts at the image's entry; the others wait to be started by it.
         __atomic_store_n(&v.run, i == 0 ? VcpuRun::runnable : VcpuRun::waiting_start, __ATOMIC_RELEASE);
         __atomic_store_n(&cpu::cpu(v.cpu_index).assigned_vcpu, static_cast<void*>(&v), __ATOMIC_RELEASE);
@@ -264,7 +265,8 @@ void report_stats(const Guest& g) {
         .u("hypercalls", c.hypercalls).u("hypercall_errors", c.hypercall_errors)
         .u("msr_denied", c.msr_denied).u("io_unknown_in", c.io_unknown_in)
         .u("io_dropped_out", c.io_dropped_out).u("injected", c.injected)
-        .u("timer_ticks", c.timer_ticks).u("nmis", c.nmis)
+        .u("timer_ticks", c.timer_ticks).u("nmis", c.nmis).u("interrupts", c.interrupts).u("ipis", c.ipis)
+        .u("apic_errors", c.apic_errors)
         .u("console_dropped", g.console.dropped_lines());
     log::emit(l);
 }
@@ -423,6 +425,9 @@ Counters Guest::total_counters() const {
         t.injected += c.injected;
         t.timer_ticks += c.timer_ticks;
         t.nmis += c.nmis;
+        t.interrupts += c.interrupts;
+        t.ipis += c.ipis;
+        t.apic_errors += c.apic_errors;
     }
     return t;
 }

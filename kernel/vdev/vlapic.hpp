@@ -115,6 +115,9 @@ class VirtualLapic {
     // The ID must not be 0xFFFFFFFF
     // (§11.12.5.1: reserved for broadcast).
     VirtualLapic(uint32_t x2apic_id, uint64_t tsc_hz, uint64_t timer_hz);
+    // A placeholder (constant-initialisable, for static storage) until the
+    // owner assigns a real one; not a usable APIC.
+    constexpr VirtualLapic() : id_(0), tsc_hz_(1), timer_hz_(1), min_period_ticks_(1) {}
 
     // Power-up and INIT state (§11.4.7.1, §11.4.7.3: INIT resets everything
     // but the ID). The APIC starts software-disabled with every LVT masked.
