@@ -288,10 +288,12 @@ Result<MmioInsn> decode_mmio(const uint8_t* bytes, size_t avail, CpuMode mode) {
 
     Cursor cur(bytes, avail);
     Prefixes p;
-    uint8_t opcode = TRY(read_prefixes(cur, mode, p));
+    const uint8_t opcode = TRY(read_prefixes(cur, mode, p));
+    uint16_t full_opcode = opcode;  // for error values: 0x0Fxx for two-byte opcodes
     OpcodeForm f{};
     if (opcode == 0x0F) {
         const uint8_t opcode2 = TRY(cur.u8());
+        full_opcode = static_cast<uint16_t>(0x0F00u | opcode2);
         f = TRY(classify_0f(opcode2));
     } else {
         f = TRY(classify(opcode));
@@ -343,7 +345,7 @@ Result<MmioInsn> decode_mmio(const uint8_t* bytes, size_t avail, CpuMode mode) {
     if (insn.op == MmioOp::xchg) {
         insn.lock = true;
     } else if (p.lock) {
-        if (!is_rmw(insn.op) || insn.reg_destination) return make_error(Errc::malformed, "lock on non-RMW", opcode);
+        if (!is_rmw(insn.op) || insn.reg_destination) return make_error(Errc::malformed, "lock on non-RMW", full_opcode);
         insn.lock = true;
     }
 

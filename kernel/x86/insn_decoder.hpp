@@ -112,7 +112,8 @@ struct MmioInsn {
 // instructions not emulated (value = the opcode byte, 0x0Fxx for two-byte opcodes,
 // (opcode << 8) | ModRM.reg for group opcodes), register-only operands and REP
 // prefixes; Errc::malformed for encodings that fault (#UD/#GP): LOCK on anything
-// but an RMW with a memory destination, or more than 15 bytes.
+// but an RMW with a memory destination (value = the opcode as above), or more
+// than 15 bytes (value = 16).
 Result<MmioInsn> decode_mmio(const uint8_t* bytes, size_t avail, CpuMode mode);
 
 // The effective address (offset in the segment, SDM Vol. 1 §3.7.5) of the memory
