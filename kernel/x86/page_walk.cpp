@@ -37,7 +37,9 @@ class Walker {
     Walker(const PagingState& s, const GuestPhysReader& mem, uint64_t linear, Access access)
         : s_(s), mem_(mem), linear_(linear), access_(access), nxe_((s.efer & kEferNXE) != 0) {}
 
-    Result<Translation> none() { return finish(linear_, k4K, 0, false); }
+    // Paging off: identity, reported in 4 KiB units so that a fetch stops where
+    // guest RAM and MMIO can change.
+    Result<Translation> none() { return finish(linear_ & ~(k4K - 1), k4K, 0, false); }
     Result<Translation> bits32();
     Result<Translation> pae();
     Result<Translation> level4();
