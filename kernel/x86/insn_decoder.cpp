@@ -345,7 +345,8 @@ Result<MmioInsn> decode_mmio(const uint8_t* bytes, size_t avail, CpuMode mode) {
     if (insn.op == MmioOp::xchg) {
         insn.lock = true;
     } else if (p.lock) {
-        if (!is_rmw(insn.op) || insn.reg_destination) return make_error(Errc::malformed, "lock on non-RMW", full_opcode);
+        if (!is_rmw(insn.op) || insn.reg_destination)
+            return make_error(Errc::malformed, "lock on non-RMW", full_opcode);
         insn.lock = true;
     }
 

@@ -84,8 +84,10 @@ struct MemOperand {
 struct MmioInsn {
     uint8_t length = 0;  // bytes, prefixes included: the guest's RIP advances by this
     MmioOp op = MmioOp::load;
-    uint8_t access_size = 0;   // bytes read from/written to the device: 1, 2, 4 or 8
-    uint8_t operand_size = 0;  // the register/immediate operand's size; > access_size only for MOVZX/MOVSX
+    uint8_t access_size = 0;  // bytes read from/written to the device: 1, 2, 4 or 8
+    // The register/immediate operand's size; differs from access_size only for
+    // MOVZX/MOVSX (>=: 0F B7/BF with a 16-bit operand size is a 16-bit move).
+    uint8_t operand_size = 0;
     // Register operand (source of stores/ALU ops, destination of loads, the other
     // side of XCHG). `reg` is 0-15; with reg_high_byte it is 0-3 meaning AH, CH, DH,
     // BH (bits 15:8 of RAX..RBX; byte registers 4-7 without any REX prefix,

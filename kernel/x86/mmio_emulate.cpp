@@ -62,7 +62,9 @@ Result<void> check(const MmioInsn& insn) {
     if (insn.has_reg && (insn.reg >= 16 || (insn.reg_high_byte && insn.reg >= 4))) return bad;
     if (insn.has_reg == insn.has_imm) return bad;  // exactly one non-memory operand
     const bool extend = insn.op == MmioOp::load_zero_extend || insn.op == MmioOp::load_sign_extend;
-    if (extend ? !(insn.access_size < insn.operand_size) : insn.access_size != insn.operand_size) return bad;
+    // MOVZX/MOVSX with a 16-bit destination and source (0F B7/BF at operand size
+    // 16) are plain moves, so an extension may also be of equal size.
+    if (extend ? insn.access_size > insn.operand_size : insn.access_size != insn.operand_size) return bad;
     if (insn.reg_high_byte && insn.operand_size != 1) return bad;
     const bool needs_reg = insn.op == MmioOp::load || extend || insn.op == MmioOp::xchg || insn.reg_destination;
     if (needs_reg && !insn.has_reg) return bad;
