@@ -141,7 +141,7 @@ Result<uint8_t> read_prefixes(Cursor& cur, CpuMode mode, Prefixes& p) {
 // Vol. 2A Table 2-1; 32/64-bit: Tables 2-2 and 2-3, with REX.B/REX.X extending
 // base and index (§2.2.1.2) and mod=00 r/m=101 meaning RIP+disp32 in 64-bit mode
 // (§2.2.1.6, Table 2-7). Sets `stack` when the default segment is SS (BP/SP-based).
-Result<void> read_memory_operand(Cursor& cur, uint8_t modrm, uint8_t opcode, CpuMode mode, const Prefixes& p,
+Result<void> read_memory_operand(Cursor& cur, uint8_t modrm, uint16_t opcode, CpuMode mode, const Prefixes& p,
                                  MemOperand& m, bool& stack) {
     const uint8_t mod = modrm >> 6, rm = modrm & 7;
     if (mod == 3) return make_error(Errc::unsupported, "register operand: no memory access", opcode);
@@ -320,7 +320,7 @@ Result<MmioInsn> decode_mmio(const uint8_t* bytes, size_t avail, CpuMode mode) {
         const uint8_t reg_field = (modrm >> 3) & 7;
         if (!f.has_reg) TRY(refine_group(opcode, reg_field, f));
         insn.op = f.op;
-        TRY(read_memory_operand(cur, modrm, opcode, mode, p, insn.mem, stack));
+        TRY(read_memory_operand(cur, modrm, full_opcode, mode, p, insn.mem, stack));
         if (f.has_reg) {
             insn.has_reg = true;
             insn.reg = reg_field | ((p.rex & kRexR) ? 8 : 0);

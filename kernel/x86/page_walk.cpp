@@ -1,6 +1,7 @@
 #include "kernel/x86/page_walk.hpp"
 
 #include "kernel/lib/bytes.hpp"
+#include "kernel/mm/page_table.hpp"
 
 namespace hv::x86 {
 
@@ -13,14 +14,16 @@ bool GuestMemoryReader::read_u64(uint64_t gpa, uint64_t& value) const {
 
 namespace {
 
-// Paging-structure entry bits shared by all three modes (SDM Vol. 3A Tables 4-4
-// to 4-20).
-constexpr uint64_t kP = 1ull << 0;
-constexpr uint64_t kRW = 1ull << 1;
-constexpr uint64_t kUS = 1ull << 2;
-constexpr uint64_t kPS = 1ull << 7;
-constexpr uint64_t kXD = 1ull << 63;
-constexpr uint64_t k4K = 1ull << 12;
+// Entry bits: P, R/W, U/S and PS sit at the same place in 32-bit, PAE and 4-level
+// entries (SDM Vol. 3A Tables 4-4 to 4-20), XD (PAE and 4-level) too; the kernel's
+// own 4-level format defines them once.
+using F = mm::X86Format;
+constexpr uint64_t kP = F::kPresent;
+constexpr uint64_t kRW = F::kWritable;
+constexpr uint64_t kUS = F::kUser;
+constexpr uint64_t kPS = F::kLargePage;
+constexpr uint64_t kXD = F::kNoExecute;
+constexpr uint64_t k4K = mm::page_bytes(mm::PageSize::size_4k);
 
 // Bits hi..lo inclusive; empty when hi < lo.
 constexpr uint64_t bit_range(unsigned hi, unsigned lo) {
