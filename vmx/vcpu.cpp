@@ -10,7 +10,11 @@
 #include "vmx/vmx_controls.hpp"
 #include "vmx/vmx_cpu.hpp"
 #include "vmx/vmx_hw.hpp"
+#include "kernel/guest/guest_devices.hpp"
 #include "kernel/vdev/vlapic.hpp"
+#include "kernel/x86/insn_decoder.hpp"
+#include "kernel/x86/mmio_emulate.hpp"
+#include "kernel/x86/page_walk.hpp"
 
 extern "C" uint64_t vmx_enter(hv::guest::GuestRegs* regs, uint64_t launched);
 extern "C" void vmx_exit();
@@ -209,6 +213,7 @@ class Exit {
     Action on_external_interrupt();
     Action on_exception_nmi();
     Action on_apic_msr(uint32_t msr, bool write, uint64_t value);
+    Action on_mmio(uint64_t gpa);
     abi::Status vcpu_start(uint64_t index, uint64_t rip, uint64_t rsp);
     void uart_out(uint16_t offset, uint8_t value);
     uint8_t uart_in(uint16_t offset);
@@ -472,15 +477,19 @@ Exit::Action Exit::on_io() {
     }
     uint64_t mask = io.size == 1 ? 0xFF : io.size == 2 ? 0xFFFF : 0xFFFFFFFF;
     bool uart = io.port >= kUartBase && io.port < kUartBase + 8 && io.size == 1;
+    uint32_t dev_value = static_cast<uint32_t>(rax() & mask);
+    bool device = !uart && guest::device_io(g_, static_cast<uint16_t>(io.port), static_cast<uint8_t>(io.size), io.in,
+                                            &dev_value);
     if (io.in) {
         uint64_t v = mask;
         if (uart) v = uart_in(static_cast<uint16_t>(io.port - kUartBase));
+        else if (device) v = dev_value;
         else ++v_.counters.io_unknown_in;
         // A 32-bit IN zero-extends into RAX; 8/16-bit ones keep the upper bits.
         rax() = io.size == 4 ? (v & mask) : ((rax() & ~mask) | (v & mask));
     } else {
         if (uart) uart_out(static_cast<uint16_t>(io.port - kUartBase), static_cast<uint8_t>(rax()));
-        else ++v_.counters.io_dropped_out;
+        else if (!device) ++v_.counters.io_dropped_out;
     }
     skip_instruction();
     return Action::resume;
@@ -648,7 +657,86 @@ Exit::Action Exit::on_xsetbv() {
 
 // Any access outside the guest's RAM: the guest is stopped with the address.
 Exit::Action Exit::on_ept_violation() {
-    return stop("ept_violation", true, 0, vmread(VmcsField64::GUEST_PHYSICAL_ADDRESS));
+    uint64_t gpa = vmread(VmcsField64::GUEST_PHYSICAL_ADDRESS);
+    // Outside RAM the EPT maps nothing: a device's registers, or an attack.
+    if (guest::device_claims(g_, gpa)) return on_mmio(gpa);
+    return stop("ept_violation", true, 0, gpa);
+}
+
+// An access to device memory (SDM Vol. 3C §28.2.3.2: an EPT violation gives
+// the guest-physical address but not the instruction): fetch the instruction
+// at RIP through the guest's own page tables, decode it, and carry it out
+// against the device (kernel/x86). What cannot be emulated stops the guest
+// with a record naming it; the hypervisor never guesses.
+Exit::Action Exit::on_mmio(uint64_t gpa) {
+    const uint64_t cr0 = vmread(VmcsFieldNatural::GUEST_CR0), cr4 = vmread(VmcsFieldNatural::GUEST_CR4);
+    const uint64_t efer = vmread(VmcsField64::GUEST_IA32_EFER);
+    const uint64_t rflags_in = vmread(VmcsFieldNatural::GUEST_RFLAGS);
+    const uint32_t cs_ar = vmread(VmcsField32::GUEST_CS_AR_BYTES);
+    const x86::CpuMode mode = x86::cpu_mode(cr0 & kCr0Pe, efer & kEferLma, cs_ar & (1u << 13), cs_ar & (1u << 14),
+                                            rflags_in & (1ull << 17));
+    const uint64_t rip = vmread(VmcsFieldNatural::GUEST_RIP);
+    uint64_t linear = rip;
+    if (mode != x86::CpuMode::long64) linear = (vmread(VmcsFieldNatural::GUEST_CS_BASE) + rip) & 0xFFFFFFFF;
+
+    x86::PagingState ps;
+    ps.cr0 = cr0;
+    ps.cr3 = vmread(VmcsFieldNatural::GUEST_CR3);
+    ps.cr4 = cr4;
+    ps.efer = efer;
+    ps.maxphyaddr = static_cast<uint8_t>(x86::cpuid(0x80000008).eax & 0xFF);
+    if ((cr0 & kCr0Pg) && (cr4 & kCr4Pae) && !(efer & kEferLma)) {
+        ps.use_pdptes = true;
+        ps.pdpte[0] = vmread(VmcsField64::GUEST_PDPTE0);
+        ps.pdpte[1] = vmread(VmcsField64::GUEST_PDPTE1);
+        ps.pdpte[2] = vmread(VmcsField64::GUEST_PDPTE2);
+        ps.pdpte[3] = vmread(VmcsField64::GUEST_PDPTE3);
+    }
+    x86::GuestMemoryReader reader(g_.mem);
+    uint8_t bytes[15];
+    size_t got = 0;
+    while (got < sizeof bytes) {
+        auto t = x86::translate(ps, reader, linear + got, {x86::AccessType::fetch, guest_cpl() == 3});
+        if (!t || !t->ok()) break;  // the rest is unreachable: decode what we have
+        uint64_t n = sizeof bytes - got;
+        if (t->bytes_to_page_end < n) n = t->bytes_to_page_end;
+        const uint8_t* p = g_.mem.at(t->gpa, n);
+        if (!p) break;  // code outside RAM (executing from a device)
+        __builtin_memcpy(bytes + got, p, n);
+        got += n;
+    }
+    auto insn = x86::decode_mmio(bytes, got, mode);
+    if (!insn) {
+        record_stop(v_, guest::StopRecord{"mmio_not_emulated", true, reason_, rip, gpa, qualification_,
+                                          static_cast<int64_t>(insn.error().value), x86::rdtsc()},
+                    insn.error().detail);
+        return Action::stop;
+    }
+
+    class Device final : public x86::MmioDevice {
+      public:
+        Device(Guest& g, uint64_t gpa) : g_(g), gpa_(gpa) {}
+        uint64_t read(uint8_t size) override { return guest::device_mmio_read(g_, gpa_, size); }
+        void write(uint8_t size, uint64_t value) override { guest::device_mmio_write(g_, gpa_, size, value); }
+
+      private:
+        Guest& g_;
+        uint64_t gpa_;
+    } device(g_, gpa);
+    // RSP lives in the VMCS, not in the saved registers (slot 4).
+    v_.regs.gpr[4] = vmread(VmcsFieldNatural::GUEST_RSP);
+    uint64_t rflags = rflags_in;
+    if (auto r = x86::emulate_mmio(*insn, v_.regs.gpr, rflags, device); !r) {
+        record_stop(v_, guest::StopRecord{"mmio_not_emulated", true, reason_, rip, gpa, qualification_,
+                                          static_cast<int64_t>(r.error().value), x86::rdtsc()},
+                    r.error().detail);
+        return Action::stop;
+    }
+    (void)vmwrite(VmcsFieldNatural::GUEST_RSP, v_.regs.gpr[4]);
+    (void)vmwrite(VmcsFieldNatural::GUEST_RFLAGS, rflags);
+    (void)vmwrite(VmcsFieldNatural::GUEST_RIP, x86::next_rip(rip, *insn, mode));
+    ++v_.counters.mmio;
+    return Action::resume;
 }
 
 Exit::Action Exit::on_external_interrupt() {

@@ -40,6 +40,10 @@ enum class VmcsField64 : uint32_t {
     GUEST_IA32_DEBUGCTL = 0x2802,
     GUEST_IA32_PAT = 0x2804,
     GUEST_IA32_EFER = 0x2806,
+    GUEST_PDPTE0 = 0x280A,  // PAE paging with EPT: the PDPTEs the CPU uses (SDM Vol. 3C §25.4.2)
+    GUEST_PDPTE1 = 0x280C,
+    GUEST_PDPTE2 = 0x280E,
+    GUEST_PDPTE3 = 0x2810,
     HOST_IA32_PAT = 0x2C00,
     HOST_IA32_EFER = 0x2C02,
 };

@@ -55,6 +55,7 @@ struct Counters {
     uint64_t interrupts;      // interrupts injected from the virtual APIC
     uint64_t ipis;            // IPIs this vCPU sent through its ICR
     uint64_t apic_errors;     // x2APIC MSR accesses refused with #GP
+    uint64_t mmio;            // device-memory accesses emulated
 };
 
 // Writes the 64-bit start state into guest RAM (zeroed first): identity page

@@ -266,7 +266,7 @@ void report_stats(const Guest& g) {
         .u("msr_denied", c.msr_denied).u("io_unknown_in", c.io_unknown_in)
         .u("io_dropped_out", c.io_dropped_out).u("injected", c.injected)
         .u("timer_ticks", c.timer_ticks).u("nmis", c.nmis).u("interrupts", c.interrupts).u("ipis", c.ipis)
-        .u("apic_errors", c.apic_errors)
+        .u("apic_errors", c.apic_errors).u("mmio", c.mmio)
         .u("console_dropped", g.console.dropped_lines());
     log::emit(l);
 }
@@ -428,6 +428,7 @@ Counters Guest::total_counters() const {
         t.interrupts += c.interrupts;
         t.ipis += c.ipis;
         t.apic_errors += c.apic_errors;
+        t.mmio += c.mmio;
     }
     return t;
 }
