@@ -1961,8 +1961,8 @@ void validate(Config& cfg, const MachineFacts& facts) {
             }
         }
 
-        // A guest's PCI devices (its ports) live in a fixed guest-physical
-        // window that its RAM must not overlap (docs/guest-abi.md).
+        // A guest's PCI devices (its ports' virtio-pci BARs) live in a fixed
+        // guest-physical window that its RAM must not overlap.
         bool window = g.port_count != 0 && g.memory_bytes > kPciWindowStart;
         if (window) {
             char want[24], most[24];
