@@ -580,6 +580,9 @@ class Parser {
     void mirror_key(const char* key, size_t key_len, Cursor& c);
     void switch_key(const char* key, size_t key_len, Cursor& c);
     bool value_and_end(Cursor& c, const char* key, size_t key_len, int32_t guest);
+    template <size_t N>
+    size_t known_key(const char* const (&names)[N], uint32_t (&lines)[N], bool* bad, const char* key, size_t key_len,
+                     Cursor& c, const char* hint);
     void apply(GuestConfig& g, Field f);
     void apply_port(PortConfig& p, PortField f);
     void apply_port_mac(PortConfig& p, const char* name);
@@ -1162,106 +1165,70 @@ void Parser::root_key(const char* key, size_t key_len, Cursor& c) {
     cfg_.version = kSupportedVersion;
 }
 
+// What every key goes through, in any section: is it a key of this section,
+// was it given before, does its value parse? Returns its index in `names`, or
+// N when the line was reported. `hint` replaces the list of known keys in the
+// message for a key that belongs to another section.
+template <size_t N>
+size_t Parser::known_key(const char* const (&names)[N], uint32_t (&lines)[N], bool* bad, const char* key,
+                         size_t key_len, Cursor& c, const char* hint) {
+    int32_t guest = scope();
+    size_t fi = find_name(names, key, key_len);
+    if (fi == N) {
+        char known[sizeof(Diagnostic::message)], msg[sizeof known];
+        key_list(names, known, sizeof known);
+        if (hint == nullptr) format(msg, sizeof msg, "unknown key (%s)", known);
+        error_key(guest, key, key_len, hint != nullptr ? hint : msg);
+        return N;
+    }
+    if (lines[fi] != 0) {
+        error(guest, names[fi], "duplicate key (first set on line %u)", lines[fi]);
+        return N;
+    }
+    lines[fi] = line_;
+    if (!value_and_end(c, key, key_len, guest)) {
+        if (bad != nullptr) bad[fi] = true;
+        return N;
+    }
+    return fi;
+}
+
 void Parser::guest_key(const char* key, size_t key_len, Cursor& c) {
     GuestConfig& g = cfg_.guests[guest_];
-    size_t fi = find_name(kFieldNames, key, key_len);
-    if (fi == count_of(kFieldNames)) {
-        char msg[sizeof(Diagnostic::message)];
-        if (equals(key, key_len, "version")) {
-            format(msg, sizeof msg, "unknown key in a guest (version goes before the first [[guest]])");
-        } else if (find_name(kPortFieldNames, key, key_len) < count_of(kPortFieldNames)) {
-            format(msg, sizeof msg, "unknown key in a guest (port keys go after a [[guest.port]] header)");
-        } else {
-            char known[sizeof msg];
-            key_list(kFieldNames, known, sizeof known);
-            format(msg, sizeof msg, "unknown key (%s)", known);
-        }
-        error_key(guest_, key, key_len, msg);
-        return;
-    }
-    Field f = static_cast<Field>(fi);
-    if (g.field_line[fi] != 0) {
-        error(guest_, field_name(f), "duplicate key (first set on line %u)", g.field_line[fi]);
-        return;
-    }
-    g.field_line[fi] = line_;
-    if (!value_and_end(c, key, key_len, guest_)) {
-        field_bad_[fi] = true;
-        return;
-    }
+    const char* hint = nullptr;
+    if (equals(key, key_len, "version"))
+        hint = "unknown key in a guest (version goes before the first [[guest]])";
+    else if (find_name(kPortFieldNames, key, key_len) < count_of(kPortFieldNames))
+        hint = "unknown key in a guest (port keys go after a [[guest.port]] header)";
+    size_t fi = known_key(kFieldNames, g.field_line, field_bad_, key, key_len, c, hint);
+    if (fi == count_of(kFieldNames)) return;
     size_t before = cfg_.error_count;
-    apply(g, f);
+    apply(g, static_cast<Field>(fi));
     if (cfg_.error_count != before) field_bad_[fi] = true;
 }
 
 void Parser::port_key(const char* key, size_t key_len, Cursor& c) {
     PortConfig& p = cfg_.guests[guest_].ports[port_];
-    size_t fi = find_name(kPortFieldNames, key, key_len);
-    if (fi == count_of(kPortFieldNames)) {
-        char msg[sizeof(Diagnostic::message)];
-        if (find_name(kFieldNames, key, key_len) < count_of(kFieldNames)) {
-            format(msg, sizeof msg, "unknown key in a port (guest keys go before the guest's first [[guest.port]])");
-        } else {
-            char known[sizeof msg];
-            key_list(kPortFieldNames, known, sizeof known);
-            format(msg, sizeof msg, "unknown key (%s)", known);
-        }
-        error_key(guest_, key, key_len, msg);
-        return;
-    }
-    PortField f = static_cast<PortField>(fi);
-    if (p.field_line[fi] != 0) {
-        error(guest_, port_field_name(f), "duplicate key (first set on line %u)", p.field_line[fi]);
-        return;
-    }
-    p.field_line[fi] = line_;
-    if (!value_and_end(c, key, key_len, guest_)) {
-        port_field_bad_[fi] = true;
-        return;
-    }
+    const char* hint = nullptr;
+    if (find_name(kFieldNames, key, key_len) < count_of(kFieldNames))
+        hint = "unknown key in a port (guest keys go before the guest's first [[guest.port]])";
+    size_t fi = known_key(kPortFieldNames, p.field_line, port_field_bad_, key, key_len, c, hint);
+    if (fi == count_of(kPortFieldNames)) return;
     size_t before = cfg_.error_count;
-    apply_port(p, f);
+    apply_port(p, static_cast<PortField>(fi));
     if (cfg_.error_count != before) port_field_bad_[fi] = true;
 }
 
 void Parser::mirror_key(const char* key, size_t key_len, Cursor& c) {
     MirrorConfig& m = cfg_.mirrors[mirror_];
-    size_t fi = find_name(kMirrorFieldNames, key, key_len);
-    if (fi == count_of(kMirrorFieldNames)) {
-        char known[sizeof(Diagnostic::message)], msg[sizeof known];
-        key_list(kMirrorFieldNames, known, sizeof known);
-        format(msg, sizeof msg, "unknown key (%s)", known);
-        error_key(kNoGuest, key, key_len, msg);
-        return;
-    }
-    MirrorField f = static_cast<MirrorField>(fi);
-    if (m.field_line[fi] != 0) {
-        error(kNoGuest, mirror_field_name(f), "duplicate key (first set on line %u)", m.field_line[fi]);
-        return;
-    }
-    m.field_line[fi] = line_;
-    if (!value_and_end(c, key, key_len, kNoGuest)) return;
-    apply_mirror(m, f);
+    size_t fi = known_key(kMirrorFieldNames, m.field_line, nullptr, key, key_len, c, nullptr);
+    if (fi != count_of(kMirrorFieldNames)) apply_mirror(m, static_cast<MirrorField>(fi));
 }
 
 void Parser::switch_key(const char* key, size_t key_len, Cursor& c) {
     SwitchConfig& s = cfg_.switch_config;
-    size_t fi = find_name(kSwitchFieldNames, key, key_len);
-    if (fi == count_of(kSwitchFieldNames)) {
-        char known[sizeof(Diagnostic::message)], msg[sizeof known];
-        key_list(kSwitchFieldNames, known, sizeof known);
-        format(msg, sizeof msg, "unknown key (%s)", known);
-        error_key(kNoGuest, key, key_len, msg);
-        return;
-    }
-    SwitchField f = static_cast<SwitchField>(fi);
-    if (s.field_line[fi] != 0) {
-        error(kNoGuest, switch_field_name(f), "duplicate key (first set on line %u)", s.field_line[fi]);
-        return;
-    }
-    s.field_line[fi] = line_;
-    if (!value_and_end(c, key, key_len, kNoGuest)) return;
-    apply_switch(s, f);
+    size_t fi = known_key(kSwitchFieldNames, s.field_line, nullptr, key, key_len, c, nullptr);
+    if (fi != count_of(kSwitchFieldNames)) apply_switch(s, static_cast<SwitchField>(fi));
 }
 
 // ---------------------------------------------------------------------------
