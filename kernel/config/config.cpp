@@ -1841,7 +1841,7 @@ size_t Config::valid_guest_count() const {
 }
 
 void parse(const char* text, size_t len, Config& out) {
-    __builtin_memset(&out, 0, sizeof out);  // Config is trivial; no 55 KiB temporary on the stack
+    __builtin_memset(&out, 0, sizeof out);  // Config is trivial; no 52 KiB temporary on the stack
     if (text == nullptr) len = 0;
     Parser parser(text, len, out);
     parser.run();

@@ -14,7 +14,7 @@
 // its default. Only file-level problems (no usable version, an oversize or
 // binary file) are fatal, i.e. no guest starts.
 //
-// Config is plain data (about 55 KiB): the hypervisor keeps it in .bss.
+// Config is plain data (about 52 KiB): the hypervisor keeps it in .bss.
 
 #include <stddef.h>
 #include <stdint.h>

@@ -57,7 +57,7 @@ void check_port(const config::Config& cfg, const config::PortConfig& p) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    // Static: 55 KiB that the hypervisor also keeps out of its stacks.
+    // Static: 52 KiB that the hypervisor also keeps out of its stacks.
     static config::Config cfg;
     config::parse(reinterpret_cast<const char*>(data), size, cfg);
 
