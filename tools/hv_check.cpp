@@ -3,6 +3,9 @@
 //
 //   hv-check [--cpus N] [--memory SIZE] [--module NAME]... CONFIG
 //
+// Prints each diagnostic; for a file without errors, the switch settings, the
+// mirror sessions and every port with its effective values; then a summary.
+//
 // Exit status: 0 no errors, 1 errors, 2 usage error or unreadable file.
 
 #include <errno.h>
@@ -81,6 +84,57 @@ bool parse_u64(const char* s, uint64_t& out, bool size_suffix) {
     if (shift && v > (UINT64_MAX >> shift)) return false;
     out = v << shift;
     return true;
+}
+
+// What a valid file sets up besides the guests' CPUs and memory: the switch,
+// the mirror sessions and every port, with the keys of the file as names, so
+// the defaults a file relies on are visible before it is booted.
+void print_network(const char* label, const config::Config& cfg) {
+    char a[64], b[64];
+    const config::SwitchConfig& sw = cfg.switch_config;
+    printf("%s: switch mac_ageing_s=%u fdb_size=%u\n", label, sw.mac_ageing_s, sw.fdb_size);
+    for (size_t m = 0; m < cfg.mirror_count; ++m) {
+        const config::MirrorConfig& mc = cfg.mirrors[m];
+        if (!mc.valid) continue;
+        config::format_size(mc.buffer_bytes, a, sizeof a);
+        printf("%s: mirror %s snaplen=%u buffer=%s line=%u\n", label, mc.name, mc.snaplen, a, mc.line);
+    }
+    for (size_t i = 0; i < cfg.guest_count; ++i) {
+        const config::GuestConfig& g = cfg.guests[i];
+        if (!g.valid) continue;
+        if (g.args[0] != '\0') printf("%s: guest %s args=\"%s\"\n", label, g.name, g.args);
+        for (size_t k = 0; k < g.port_count; ++k) {
+            const config::PortConfig& p = g.ports[k];
+            std::string line = std::string(label) + ": port " + g.name + "/" + p.name;
+            config::format_mac(p.mac, a, sizeof a);
+            line += std::string(" mac=") + a + " vlan_mode=" + config::vlan_mode_name(p.vlan_mode);
+            if (p.vlan_mode == config::VlanMode::access) {
+                line += " vlan=" + std::to_string(p.vlan);
+            } else {
+                std::vector<char> vlans(config::kMaxVlan * 6);
+                config::format_vlans(p, vlans.data(), vlans.size());
+                line += std::string(" allowed_vlans=") + vlans.data() +
+                        " native_vlan=" + (p.native_vlan ? std::to_string(p.native_vlan) : std::string("none"));
+            }
+            line += std::string(" protected=") + (p.is_protected ? "yes" : "no") +
+                    " anti_spoof=" + (p.anti_spoof ? "yes" : "no");
+            if (p.rate_bits_per_sec != 0) {
+                config::format_rate(p.rate_bits_per_sec, a, sizeof a);
+                config::format_size(p.burst_bytes, b, sizeof b);
+                line += std::string(" rate_limit=") + a + " burst=" + b;
+            } else {
+                line += " rate_limit=unlimited";
+            }
+            std::string mirrors;
+            for (size_t m = 0; m < cfg.mirror_count; ++m)
+                if (p.mirror_mask & (1u << m))
+                    mirrors += (mirrors.empty() ? "" : ",") + std::string(cfg.mirrors[m].name);
+            if (!mirrors.empty())
+                line += " mirror=" + mirrors + " mirror_direction=" + config::mirror_direction_name(p.mirror_direction);
+            line += " line=" + std::to_string(p.line);
+            printf("%s\n", line.c_str());
+        }
+    }
 }
 
 // Reads the whole file (up to kReadCap + 1 bytes). Returns false with errno set.
@@ -170,6 +224,7 @@ int main(int argc, char** argv) {
     if (cfg->diags_dropped != 0)
         printf("%s: %zu more diagnostics not shown (at most %zu are kept)\n", label, cfg->diags_dropped,
                config::kMaxDiagnostics);
+    if (cfg->error_count == 0) print_network(label, *cfg);
     printf("%s: %zu guests, %zu valid, %zu errors", label, cfg->guest_count, cfg->valid_guest_count(),
            cfg->error_count);
     if (cfg->warning_count != 0) printf(", %zu warnings", cfg->warning_count);

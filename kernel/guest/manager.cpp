@@ -60,8 +60,13 @@ void report_diagnostics(const char* file) {
         config::format_diagnostic(d, g_config, file, text, sizeof text);
         Line l("config.diag");
         l.s("severity", d.severity == config::Severity::error ? "error" : "warning").s("file", file).u("line", d.line);
-        if (d.guest >= 0 && static_cast<size_t>(d.guest) < g_config.guest_count)
-            l.s("guest", g_config.guests[d.guest].name);
+        if (d.guest >= 0 && static_cast<size_t>(d.guest) < g_config.guest_count) {
+            const config::GuestConfig& gc = g_config.guests[d.guest];
+            l.s("guest", gc.name);
+            if (d.port >= 0 && static_cast<size_t>(d.port) < gc.port_count) l.s("port", gc.ports[d.port].name);
+        }
+        if (d.mirror >= 0 && static_cast<size_t>(d.mirror) < g_config.mirror_count)
+            l.s("mirror", g_config.mirrors[d.mirror].name);
         if (d.field[0]) l.s("field", d.field);
         l.s("msg", d.message);
         log::emit(l);
@@ -89,6 +94,8 @@ Result<void> load(Guest& g) {
     info.hypercall_abi = abi::kHypercallAbiVersion;
     info.guest_id = g.id;
     for (size_t i = 0; i < sizeof info.name - 1 && g.cfg.name[i]; ++i) info.name[i] = g.cfg.name[i];
+    static_assert(sizeof info.args == sizeof g.cfg.args, "BootInfo.args holds the whole configured args");
+    for (size_t i = 0; i < sizeof info.args - 1 && g.cfg.args[i]; ++i) info.args[i] = g.cfg.args[i];
     info.memory_bytes = g.ram_bytes;
     info.image_start = g.elf.lowest_gpa;
     info.image_end = (g.elf.end_gpa + 4095) & ~4095ull;
