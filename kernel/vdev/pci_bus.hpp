@@ -71,6 +71,10 @@ class PciBus {
     // without side effects when the slot is taken or the window is full.
     Result<void> attach(unsigned slot, PciFunction& fn);
     PciHostBridge& host_bridge() { return host_; }
+    // The window BARs are assigned from: the glue keeps it out of the EPT so
+    // accesses exit and come here.
+    uint64_t window_base() const { return window_base_; }
+    uint64_t window_end() const { return window_end_; }
 
     // ---- Port I/O: the glue sends ports 0xCF8-0xCFF here ----
     static constexpr bool handles_port(uint16_t port) { return port >= CONFIG_ADDRESS && port <= CONFIG_DATA + 3; }
