@@ -97,77 +97,76 @@ void PciBus::io_write(uint16_t port, unsigned width, uint32_t value) {
         __atomic_fetch_add(&decode_generation_, 1, __ATOMIC_RELAXED);
 }
 
-bool PciBus::decode(uint64_t gpa, Target* t) {
+template <typename Visit>
+void PciBus::for_each_decoding_bar(Visit visit) {
     for (unsigned s = 0; s < kSlots; ++s) {
         PciFunction* fn = slots_[s];
         if (fn == nullptr || !fn->memory_space_enabled()) continue;
         for (unsigned b = 0; b < pci::NUM_BARS; ++b) {
             const BarType type = fn->bar_type(b);
-            if (type != BarType::mem32 && type != BarType::mem64) continue;
-            const uint64_t base = fn->bar_address(b), size = fn->bar_size(b);
-            // base is size-aligned (the low address bits are not writable),
-            // so base + size - 1 cannot wrap.
-            if (gpa < base || gpa - base >= size) continue;
-            *t = Target{fn, b, gpa - base, size};
-            return true;
+            if ((type == BarType::mem32 || type == BarType::mem64) && visit(s, b, fn)) return;
         }
     }
-    return false;
+}
+
+bool PciBus::decode(uint64_t gpa, Target* t) {
+    bool found = false;
+    for_each_decoding_bar([&](unsigned, unsigned b, PciFunction* fn) {
+        const uint64_t base = fn->bar_address(b), size = fn->bar_size(b);
+        // base is size-aligned (the low address bits are not writable), so
+        // base + size - 1 cannot wrap.
+        if (gpa < base || gpa - base >= size) return false;
+        *t = Target{fn, b, gpa - base, size};
+        found = true;
+        return true;
+    });
+    return found;
+}
+
+PciBus::Claim PciBus::claim(uint64_t gpa, unsigned width, Target* t) {
+    if (!valid_access_width(width)) {
+        count_bad();
+        return Claim::none;
+    }
+    {
+        LockGuard g(lock_);
+        if (!decode(gpa, t)) return Claim::none;
+    }
+    if (t->off + width > t->size) {
+        count_bad();
+        return Claim::dropped;
+    }
+    return Claim::inside;
 }
 
 bool PciBus::mmio_read(uint64_t gpa, unsigned width, uint64_t* value) {
-    if (!valid_access_width(width)) {
-        count_bad();
-        return false;
-    }
     Target t;
-    {
-        LockGuard g(lock_);
-        if (!decode(gpa, &t)) return false;
-    }
-    if (t.off + width > t.size) {
-        count_bad();
-        *value = access_mask(width);
-        return true;
+    switch (claim(gpa, width, &t)) {
+        case Claim::none: return false;
+        case Claim::dropped: *value = access_mask(width); return true;
+        case Claim::inside: break;
     }
     *value = t.fn->bar_read(t.bar, t.off, width) & access_mask(width);
     return true;
 }
 
 bool PciBus::mmio_write(uint64_t gpa, unsigned width, uint64_t value) {
-    if (!valid_access_width(width)) {
-        count_bad();
-        return false;
-    }
     Target t;
-    {
-        LockGuard g(lock_);
-        if (!decode(gpa, &t)) return false;
-    }
-    if (t.off + width > t.size) {
-        count_bad();
-        return true;
-    }
-    t.fn->bar_write(t.bar, t.off, width, value & access_mask(width));
-    return true;
+    const Claim c = claim(gpa, width, &t);
+    if (c == Claim::inside) t.fn->bar_write(t.bar, t.off, width, value & access_mask(width));
+    return c != Claim::none;
 }
 
 size_t PciBus::decoded_ranges(PciDecodedRange* out, size_t max) {
     LockGuard g(lock_);
     size_t n = 0;
-    for (unsigned s = 0; s < kSlots; ++s) {
-        PciFunction* fn = slots_[s];
-        if (fn == nullptr || !fn->memory_space_enabled()) continue;
-        for (unsigned b = 0; b < pci::NUM_BARS; ++b) {
-            const BarType type = fn->bar_type(b);
-            if (type != BarType::mem32 && type != BarType::mem64) continue;
-            if (n < max) {
-                out[n] = PciDecodedRange{static_cast<uint8_t>(s), static_cast<uint8_t>(b), fn->bar_address(b),
-                                         fn->bar_size(b)};
-            }
-            ++n;
-        }
-    }
+    for_each_decoding_bar([&](unsigned s, unsigned b, PciFunction* fn) {
+        if (n < max)
+            out[n] =
+                PciDecodedRange{static_cast<uint8_t>(s), static_cast<uint8_t>(b), fn->bar_address(b), fn->bar_size(b)};
+        ++n;
+        return false;
+    });
     return n;
 }
 

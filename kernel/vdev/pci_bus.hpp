@@ -116,6 +116,13 @@ class PciBus {
     };
     PciFunction* config_target();  // the function CONFIG_ADDRESS selects, nullptr if none
     bool decode(uint64_t gpa, Target* t);
+    // Calls visit(slot, bar, fn) for each BAR decoding now, lowest slot and
+    // BAR first, until it returns true. Lock held by the caller.
+    template <typename Visit>
+    void for_each_decoding_bar(Visit visit);
+    // none: not ours; dropped: starts in a BAR, runs past its end; inside: pass on.
+    enum class Claim : uint8_t { none, dropped, inside };
+    Claim claim(uint64_t gpa, unsigned width, Target* t);
     void count_bad() { __atomic_fetch_add(&bad_accesses_, 1, __ATOMIC_RELAXED); }
 
     Spinlock lock_;

@@ -190,19 +190,24 @@ void VirtioPci::update_msix_state() {
 
 // ---- Configuration space side effects (bus lock held) ----
 
-void VirtioPci::before_config_read(uint16_t off, unsigned width) {
-    const uint16_t data = caps_[VIRTIO_PCI_CAP_PCI_CFG] + offsetof(VirtioPciCfgCap, pci_cfg_data);
-    if (!vdev::ranges_overlap(off, width, data, 4)) return;
-    // §4.1.4.9: a read of pci_cfg_data performs a read of cap.length bytes at
-    // cap.offset in cap.bar and stores them in pci_cfg_data first.
+bool VirtioPci::pci_cfg_window(uint32_t* at, uint32_t* len) {
+    // §4.1.4.9: cap.bar, cap.offset and cap.length as the driver last wrote
+    // them; the offset must be aligned to the length, which is 1, 2 or 4.
     const uint16_t c = caps_[VIRTIO_PCI_CAP_PCI_CFG];
     const uint32_t bar = raw_config(c + offsetof(VirtioPciCap, bar), 1);
-    const uint32_t at = raw_config(c + offsetof(VirtioPciCap, offset), 4);
-    const uint32_t len = raw_config(c + offsetof(VirtioPciCap, length), 4);
-    if (bar != kBar || (len != 1 && len != 2 && len != 4) || at % len != 0 || at >= kBarSize) {
-        ignore();
-        return;
-    }
+    *at = raw_config(c + offsetof(VirtioPciCap, offset), 4);
+    *len = raw_config(c + offsetof(VirtioPciCap, length), 4);
+    if (bar == kBar && (*len == 1 || *len == 2 || *len == 4) && *at % *len == 0 && *at < kBarSize) return true;
+    ignore();
+    return false;
+}
+
+void VirtioPci::before_config_read(uint16_t off, unsigned width) {
+    const uint16_t data = caps_[VIRTIO_PCI_CAP_PCI_CFG] + offsetof(VirtioPciCfgCap, pci_cfg_data);
+    uint32_t at, len;
+    if (!vdev::ranges_overlap(off, width, data, 4) || !pci_cfg_window(&at, &len)) return;
+    // §4.1.4.9: a read of pci_cfg_data first reads cap.length bytes at
+    // cap.offset in cap.bar into pci_cfg_data.
     set_raw_config(data, len, static_cast<uint32_t>(region_read(at, len)));
 }
 
@@ -211,19 +216,12 @@ void VirtioPci::after_config_write(uint16_t off, unsigned width) {
         vdev::ranges_overlap(off, width, msix_cap_ + offsetof(vdev::MsixCapability, message_control), 2)) {
         update_msix_state();
     }
-    const uint16_t c = caps_[VIRTIO_PCI_CAP_PCI_CFG];
-    const uint16_t data = c + offsetof(VirtioPciCfgCap, pci_cfg_data);
-    if (!vdev::ranges_overlap(off, width, data, 4)) return;
+    const uint16_t data = caps_[VIRTIO_PCI_CAP_PCI_CFG] + offsetof(VirtioPciCfgCap, pci_cfg_data);
+    uint32_t at, len;
+    if (!vdev::ranges_overlap(off, width, data, 4) || !pci_cfg_window(&at, &len)) return;
     // §4.1.4.9: a write of pci_cfg_data writes its first cap.length bytes to
     // cap.offset in cap.bar. Not gated by memory-space enable: the window is
     // for drivers that cannot map the BAR.
-    const uint32_t bar = raw_config(c + offsetof(VirtioPciCap, bar), 1);
-    const uint32_t at = raw_config(c + offsetof(VirtioPciCap, offset), 4);
-    const uint32_t len = raw_config(c + offsetof(VirtioPciCap, length), 4);
-    if (bar != kBar || (len != 1 && len != 2 && len != 4) || at % len != 0 || at >= kBarSize) {
-        ignore();
-        return;
-    }
     region_write(at, len, raw_config(data, len));
 }
 

@@ -166,8 +166,9 @@ class VirtioPci final : public vdev::PciFunction, public Transport {
     void write_queue_field(uint32_t field, unsigned part, unsigned width, uint64_t value);
     uint64_t region_read(uint32_t off, unsigned width);
     void region_write(uint32_t off, unsigned width, uint64_t value);
-    void reset_transport();    // virtio reset: selectors, vectors, ISR, PBA
-    void update_msix_state();  // Message Control or bus master changed
+    bool pci_cfg_window(uint32_t* at, uint32_t* len);  // false (counted): not a valid request
+    void reset_transport();                            // virtio reset: selectors, vectors, ISR, PBA
+    void update_msix_state();                          // Message Control or bus master changed
     void signal(uint16_t vector, uint8_t isr_bit);
     void deliver(const vdev::MsiMessage* msgs, size_t n);
     void ignore() { __atomic_fetch_add(&ignored_, 1, __ATOMIC_RELAXED); }
