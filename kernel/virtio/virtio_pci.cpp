@@ -109,8 +109,9 @@ VirtioPci::VirtioPci(Device& dev, vdev::MsiSink* sink)
         return c;
     };
     // §4.1.4.3: the whole 1.2 structure, queue_notify_data and queue_reset
-    // included: Linux 6.1 maps sizeof(its struct) and gives up if the
-    // capability is shorter.
+    // included. Linux refuses a capability shorter than its struct
+    // virtio_pci_common_cfg (0x38) and, since RING_RESET support, may map the
+    // two 1.2 fields behind it.
     add_cap(VIRTIO_PCI_CAP_COMMON_CFG, sizeof(VirtioPciCap), kCommonOffset, sizeof(VirtioPciCommonCfg));
     // §4.1.4.4: queue q is notified at offset q * notify_off_multiplier. A
     // multiplier of 4 gives each queue its own address, so the address alone

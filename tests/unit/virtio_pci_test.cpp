@@ -153,8 +153,9 @@ TEST_F(VirtioPciTest, CapabilityWalkAsLinuxModernProbe) {
     struct Rule {
         unsigned type, minlen, align;
     };
-    // Linux 6.1: common sizeof(struct virtio_pci_common_cfg) (<= 0x3c) align 4;
-    // ISR 1/1; notify 2/2; device length > 0, align 4.
+    // vp_modern_probe(): common at least sizeof(struct virtio_pci_common_cfg)
+    // (0x38; 0x3c with the 1.2 fields), align 4; ISR 1/1; notify 2/2; device
+    // length > 0, align 4.
     for (Rule r : {Rule{1, 0x3c, 4}, Rule{3, 1, 1}, Rule{2, 2, 2}, Rule{4, 1, 4}}) {
         const Found& f = caps[r.type];
         EXPECT_EQ(f.bar, 0u) << r.type;
