@@ -23,12 +23,12 @@ bool MsixTable::deliverable(uint16_t v) const {
     return enabled_ && !function_masked_ && bus_master_ && (entries_[v].vector_control & MSIX_VECTOR_CONTROL_MASK) == 0;
 }
 
-MsiMessage MsixTable::message(uint16_t v) const {
+MsiWrite MsixTable::message(uint16_t v) const {
     const MsixTableEntry& e = entries_[v];
-    return MsiMessage{(uint64_t{e.message_upper_address} << 32) | e.message_address, e.message_data};
+    return MsiWrite{(uint64_t{e.message_upper_address} << 32) | e.message_address, e.message_data};
 }
 
-size_t MsixTable::set_state(bool enabled, bool function_masked, bool bus_master, MsiMessage* out) {
+size_t MsixTable::set_state(bool enabled, bool function_masked, bool bus_master, MsiWrite* out) {
     enabled_ = enabled;
     function_masked_ = function_masked;
     bus_master_ = bus_master;
@@ -42,7 +42,7 @@ size_t MsixTable::set_state(bool enabled, bool function_masked, bool bus_master,
     return n;
 }
 
-MsixTable::Signal MsixTable::signal(uint16_t v, MsiMessage* msg) {
+MsixTable::Signal MsixTable::signal(uint16_t v, MsiWrite* msg) {
     if (!enabled_) return Signal::disabled;
     if (v >= size_) return Signal::no_vector;
     if (!deliverable(v)) {
@@ -93,7 +93,7 @@ bool MsixTable::read_table(uint32_t off, unsigned width, uint64_t* value) const 
     return true;
 }
 
-MsixTable::Write MsixTable::write_table(uint32_t off, unsigned width, uint64_t value, MsiMessage* due) {
+MsixTable::Write MsixTable::write_table(uint32_t off, unsigned width, uint64_t value, MsiWrite* due) {
     if (!aligned_dword_or_qword(off, width)) return Write::bad_access;
     bool unmasked = write_dword(off, static_cast<uint32_t>(value));
     if (width == 8) unmasked = write_dword(off + 4, static_cast<uint32_t>(value >> 32)) || unmasked;

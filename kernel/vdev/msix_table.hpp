@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernel/vdev/msi.hpp"
+#include "kernel/vdev/msi_sink.hpp"
 
 namespace hv::vdev {
 
@@ -65,7 +65,7 @@ class MsixTable {
     // Message Control (enable, function mask) or the command register's bus
     // master bit changed. Pending messages that may go now are cleared from the
     // PBA and written to out (room for size() entries); returns how many.
-    size_t set_state(bool enabled, bool function_masked, bool bus_master, MsiMessage* out);
+    size_t set_state(bool enabled, bool function_masked, bool bus_master, MsiWrite* out);
 
     enum class Signal : uint8_t {
         sent,       // *msg must be sent now
@@ -73,19 +73,19 @@ class MsixTable {
         disabled,   // MSI-X is off: no message, no PBA bit (§6.8.2 Message Control)
         no_vector,  // vector >= size(): nothing to signal
     };
-    Signal signal(uint16_t vector, MsiMessage* msg);
+    Signal signal(uint16_t vector, MsiWrite* msg);
 
     // Table and PBA accesses: off relative to the structure's start, aligned
     // DWORD or QWORD only (§6.8.2: other accesses are undefined; here they
     // fail and the caller counts them). Reads beyond the last entry return 0.
     bool read_table(uint32_t off, unsigned width, uint64_t* value) const;
     enum class Write : uint8_t { bad_access, done, send };  // send: *due was unmasked with its PBA bit set
-    Write write_table(uint32_t off, unsigned width, uint64_t value, MsiMessage* due);
+    Write write_table(uint32_t off, unsigned width, uint64_t value, MsiWrite* due);
     bool read_pba(uint32_t off, unsigned width, uint64_t* value) const;
 
   private:
     bool deliverable(uint16_t vector) const;
-    MsiMessage message(uint16_t vector) const;
+    MsiWrite message(uint16_t vector) const;
     uint32_t read_dword(uint32_t off) const;
     bool write_dword(uint32_t off, uint32_t value);  // true: an entry was unmasked
 

@@ -2,7 +2,7 @@
 
 namespace hv::virtio {
 
-using vdev::MsiMessage;
+using vdev::MsiWrite;
 using vdev::MsixTable;
 
 namespace {
@@ -144,7 +144,7 @@ uint8_t VirtioPci::cap_offset(VirtioPciCapType type) const {
 
 // ---- Interrupts ----
 
-void VirtioPci::deliver(const MsiMessage* msgs, size_t n) {
+void VirtioPci::deliver(const MsiWrite* msgs, size_t n) {
     if (sink_ == nullptr) return;
     for (size_t i = 0; i < n; ++i) {
         sink_->send_msi(msgs[i].address, msgs[i].data);
@@ -153,7 +153,7 @@ void VirtioPci::deliver(const MsiMessage* msgs, size_t n) {
 }
 
 void VirtioPci::signal(uint16_t q, uint8_t isr_bit) {
-    MsiMessage msg{};
+    MsiWrite msg{};
     MsixTable::Signal s;
     {
         LockGuard g(irq_lock_);
@@ -179,7 +179,7 @@ void VirtioPci::update_msix_state() {
     const uint16_t control =
         static_cast<uint16_t>(raw_config(msix_cap_ + offsetof(vdev::MsixCapability, message_control), 2));
     const bool master = (command() & vdev::pci::COMMAND_MASTER) != 0;
-    MsiMessage due[kMaxQueues + 1];
+    MsiWrite due[kMaxQueues + 1];
     size_t n;
     {
         LockGuard g(irq_lock_);
@@ -336,7 +336,7 @@ void VirtioPci::region_write(uint32_t off, unsigned width, uint64_t value) {
             }
             break;
         case kMsixTableOffset: {
-            MsiMessage due{};
+            MsiWrite due{};
             MsixTable::Write w;
             {
                 LockGuard g(irq_lock_);

@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #include "kernel/lib/spinlock.hpp"
-#include "kernel/vdev/msi.hpp"
+#include "kernel/vdev/msi_sink.hpp"
 #include "kernel/vdev/msix_table.hpp"
 #include "kernel/vdev/pci_function.hpp"
 #include "kernel/virtio/virtio_device.hpp"
@@ -170,7 +170,7 @@ class VirtioPci final : public vdev::PciFunction, public Transport {
     void reset_transport();                            // virtio reset: selectors, vectors, ISR, PBA
     void update_msix_state();                          // Message Control or bus master changed
     void signal(uint16_t vector, uint8_t isr_bit);
-    void deliver(const vdev::MsiMessage* msgs, size_t n);
+    void deliver(const vdev::MsiWrite* msgs, size_t n);
     void ignore() { __atomic_fetch_add(&ignored_, 1, __ATOMIC_RELAXED); }
 
     Device& dev_;

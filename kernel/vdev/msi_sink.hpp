@@ -1,15 +1,15 @@
 #pragma once
-// Message-signalled interrupts as a device model produces them (PCI Local Bus
-// 3.0 §6.8): a 32-bit write of `data` to `address`. On x86 the address selects
-// the destination local APIC and the data the vector (SDM Vol. 3A §11.11); the
-// hypervisor glue decodes both and raises the interrupt in the guest's virtual
-// x2APIC. Device models only hand the pair over.
+// Where a device model's message-signalled interrupts go (PCI Local Bus 3.0
+// §6.8): a 32-bit write of `data` to `address`. Device models only hand the
+// pair over; the glue decodes it (decode_msi() in kernel/vdev/msi.hpp, SDM
+// Vol. 3A §11.11) and raises the interrupt in the guest's virtual x2APIC.
 
 #include <stdint.h>
 
 namespace hv::vdev {
 
-struct MsiMessage {
+// One message as the device writes it (an MSI-X table entry's address and data).
+struct MsiWrite {
     uint64_t address;
     uint32_t data;
 };
