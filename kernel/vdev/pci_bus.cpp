@@ -98,7 +98,7 @@ void PciBus::io_write(uint16_t port, unsigned width, uint32_t value) {
 }
 
 template <typename Visit>
-void PciBus::for_each_decoding_bar(Visit visit) {
+void PciBus::for_each_decoding_bar(Visit visit) const {
     for (unsigned s = 0; s < kSlots; ++s) {
         PciFunction* fn = slots_[s];
         if (fn == nullptr || !fn->memory_space_enabled()) continue;
@@ -109,7 +109,7 @@ void PciBus::for_each_decoding_bar(Visit visit) {
     }
 }
 
-bool PciBus::decode(uint64_t gpa, Target* t) {
+bool PciBus::decode(uint64_t gpa, Target* t) const {
     bool found = false;
     for_each_decoding_bar([&](unsigned, unsigned b, PciFunction* fn) {
         const uint64_t base = fn->bar_address(b), size = fn->bar_size(b);
@@ -121,6 +121,12 @@ bool PciBus::decode(uint64_t gpa, Target* t) {
         return true;
     });
     return found;
+}
+
+bool PciBus::decodes(uint64_t gpa) const {
+    Target t;
+    LockGuard g(lock_);
+    return decode(gpa, &t);
 }
 
 PciBus::Claim PciBus::claim(uint64_t gpa, unsigned width, Target* t) {
@@ -157,7 +163,7 @@ bool PciBus::mmio_write(uint64_t gpa, unsigned width, uint64_t value) {
     return c != Claim::none;
 }
 
-size_t PciBus::decoded_ranges(PciDecodedRange* out, size_t max) {
+size_t PciBus::decoded_ranges(PciDecodedRange* out, size_t max) const {
     LockGuard g(lock_);
     size_t n = 0;
     for_each_decoding_bar([&](unsigned s, unsigned b, PciFunction* fn) {

@@ -89,13 +89,16 @@ class PciBus {
     // runs past its end is claimed and dropped (reads all-ones), counted.
     bool mmio_read(uint64_t gpa, unsigned width, uint64_t* value);
     bool mmio_write(uint64_t gpa, unsigned width, uint64_t value);
+    // Does an enabled memory BAR contain gpa now? (For a caller that asks
+    // before it decodes the instruction; mmio_read/mmio_write decide again.)
+    bool decodes(uint64_t gpa) const;
 
     // The BARs decoding now: memory space enabled, size > 0; lowest slot and
     // BAR first (the one that wins if a guest made two overlap). A BAR the
     // guest moved outside the window still decodes: the glue sends only
     // EPT-unmapped addresses here, so a BAR moved over RAM never sees an access
     // and cannot expose anything. Writes up to max entries; returns the total.
-    size_t decoded_ranges(PciDecodedRange* out, size_t max);
+    size_t decoded_ranges(PciDecodedRange* out, size_t max) const;
     // Bumped by every configuration write that may change decoding (command
     // register or a BAR): the glue logs decoded_ranges() when it moves.
     uint64_t decode_generation() const { return __atomic_load_n(&decode_generation_, __ATOMIC_RELAXED); }
@@ -115,17 +118,17 @@ class PciBus {
         uint64_t size;
     };
     PciFunction* config_target();  // the function CONFIG_ADDRESS selects, nullptr if none
-    bool decode(uint64_t gpa, Target* t);
+    bool decode(uint64_t gpa, Target* t) const;
     // Calls visit(slot, bar, fn) for each BAR decoding now, lowest slot and
     // BAR first, until it returns true. Lock held by the caller.
     template <typename Visit>
-    void for_each_decoding_bar(Visit visit);
+    void for_each_decoding_bar(Visit visit) const;
     // none: not ours; dropped: starts in a BAR, runs past its end; inside: pass on.
     enum class Claim : uint8_t { none, dropped, inside };
     Claim claim(uint64_t gpa, unsigned width, Target* t);
     void count_bad() { __atomic_fetch_add(&bad_accesses_, 1, __ATOMIC_RELAXED); }
 
-    Spinlock lock_;
+    mutable Spinlock lock_;
     PciHostBridge host_;
     PciFunction* slots_[kSlots] = {};
     uint32_t config_address_ = 0;

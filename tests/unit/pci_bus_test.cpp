@@ -263,9 +263,13 @@ TEST_F(PciBusTest, AttachRefusesBadSlotsAndAFullWindow) {
 TEST_F(PciBusTest, MemorySpaceEnableGatesDecoding) {
     const uint64_t base = fn.bar_address(0);
     uint64_t v = 0;
+    EXPECT_FALSE(bus.decodes(base));
     EXPECT_FALSE(bus.mmio_read(base, 4, &v));  // power-on: command = 0
     EXPECT_FALSE(bus.mmio_write(base, 4, 1));
     enable_memory();
+    EXPECT_TRUE(bus.decodes(base));
+    EXPECT_TRUE(bus.decodes(base + fn.bar_size(0) - 1));
+    EXPECT_FALSE(bus.decodes(base + fn.bar_size(0)));  // the 16 KiB BAR is 16 KiB aligned, further up
     ASSERT_TRUE(bus.mmio_read(base + 0x10, 4, &v));
     EXPECT_EQ(v, (0x1122334455667788ull + 0x10) & 0xffffffffu);
     ASSERT_TRUE(bus.mmio_write(fn.bar_address(2) + 8, 8, 0xdeadbeefcafef00dull));
