@@ -163,13 +163,12 @@ class VirtioPci final : public vdev::PciFunction, public Transport {
 
     uint64_t common_read(uint32_t off, unsigned width);
     void common_write(uint32_t off, unsigned width, uint64_t value);
-    void write_queue_field(uint32_t field, unsigned part, unsigned width, uint64_t value);
     uint64_t region_read(uint32_t off, unsigned width);
     void region_write(uint32_t off, unsigned width, uint64_t value);
     bool pci_cfg_window(uint32_t* at, uint32_t* len);  // false (counted): not a valid request
     void reset_transport();                            // virtio reset: selectors, vectors, ISR, PBA
     void update_msix_state();                          // Message Control or bus master changed
-    void signal(uint16_t vector, uint8_t isr_bit);
+    void signal(uint16_t q, uint8_t isr_bit);          // q: the queue (ignored for the config interrupt)
     void deliver(const vdev::MsiWrite* msgs, size_t n);
     void ignore() { __atomic_fetch_add(&ignored_, 1, __ATOMIC_RELAXED); }
 
