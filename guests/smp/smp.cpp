@@ -7,6 +7,10 @@
 //   guest.smp.done vcpus=4 started=3 checked_in=3
 //
 // Exit code 0 when every vCPU checked in within a second, 1 otherwise.
+//
+// args "crash_ap" (first run only, BootInfo.restart_count == 0): vCPU 1
+// triple-faults right after checking in, so tests can see one vCPU's crash
+// stop the whole guest and the restart bring every vCPU back.
 
 #include "guests/runtime/console.hpp"
 #include "guests/runtime/hypercall.hpp"
@@ -21,12 +25,36 @@ constexpr size_t kStackBytes = 16 * 1024;
 alignas(16) constinit uint8_t g_stacks[kMaxVcpus][kStackBytes];
 constinit uint32_t g_checked_in = 0;
 constinit uint32_t g_bad_index = 0;
+constinit bool g_crash_ap = false;
+
+bool has_word(const char* args, const char* word) {
+    for (const char* p = args; *p;) {
+        while (*p == ' ') ++p;
+        const char* w = word;
+        const char* q = p;
+        while (*w && *q == *w) ++q, ++w;
+        if (!*w && (*q == ' ' || *q == '\0')) return true;
+        while (*p && *p != ' ') ++p;
+    }
+    return false;
+}
+
+// An empty IDT and an exception: #GP cannot be delivered, nor can #DF: the CPU shuts down.
+[[noreturn]] void triple_fault() {
+    struct [[gnu::packed]] {
+        uint16_t limit;
+        uint64_t base;
+    } empty{0, 0};
+    asm volatile("lidt %0; int3" ::"m"(empty));
+    __builtin_unreachable();
+}
 
 void ap_main(uint32_t index) {
     uint32_t apic_id = hvg::vcpu_index();
     hvg::Event("smp.ap").u("index", index).u("apic_id", apic_id).emit();
     if (apic_id != index) __atomic_add_fetch(&g_bad_index, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&g_checked_in, 1, __ATOMIC_RELEASE);
+    if (g_crash_ap && index == 1) triple_fault();
     // Stay alive until the guest stops; a vCPU that returns just halts.
     for (;;) {
         if (!hvg::hc::yield().ok()) hvg::pause();
@@ -37,7 +65,8 @@ void ap_main(uint32_t index) {
 
 extern "C" int guest_main(const hv::abi::BootInfo* info) {
     uint32_t n = info->cpu_count;
-    hvg::Event("smp.start").u("vcpus", n).u("self", hvg::vcpu_index()).emit();
+    g_crash_ap = info->restart_count == 0 && has_word(info->args, "crash_ap");
+    hvg::Event("smp.start").u("vcpus", n).u("self", hvg::vcpu_index()).u("restart", info->restart_count).emit();
     if (n > kMaxVcpus) n = kMaxVcpus;
     uint32_t started = 0;
     for (uint32_t i = 1; i < n; ++i) {
@@ -55,6 +84,10 @@ extern "C" int guest_main(const hv::abi::BootInfo* info) {
         if (!hvg::hc::yield().ok()) hvg::pause();
     }
     uint32_t checked = __atomic_load_n(&g_checked_in, __ATOMIC_ACQUIRE);
+    if (g_crash_ap) {
+        // vCPU 1's triple fault stops the guest, this vCPU included.
+        for (;;) hvg::pause();
+    }
     bool ok = checked == n - 1 && started == n - 1 && g_bad_index == 0 && twice_refused && missing_refused;
     hvg::Event("smp.done")
         .u("vcpus", n)

@@ -525,6 +525,21 @@ def check_smp(c, case):
     check_heartbeats(c, ["beat"])
 
 
+def check_smp_crash(c, case):
+    check_partitions_end(c, case)
+    stops = c.all("hv.guest.stop", guest="smp")
+    expect(stops and stops[0]["reason"] == "triple_fault" and stops[0]["vcpu"] == "1",
+           f"the first stop should be vCPU 1's triple fault: {stops}")
+    expect(len(stops) >= 2 and stops[1]["reason"] == "exit" and stops[1]["code"] == "0",
+           f"the restarted guest should finish cleanly: {stops}")
+    expect(c.one("hv.guest.restart", guest="smp")["restart"] == "1", "no restart")
+    done = guest_events(c, "smp", "guest.smp.done")
+    expect(len(done) == 1 and done[0][1]["ok"] == "yes", f"after the restart both vCPUs should check in: {done}")
+    aps = guest_events(c, "smp", "guest.smp.ap")
+    expect(len(aps) == 2, f"vCPU 1 should have started in both runs: {aps}")
+    check_heartbeats(c, ["beat"])
+
+
 def check_actions(c, case):
     # stop beta @300 ms, start it @700 ms, restart gamma @500 ms; alpha untouched.
     check_partitions_end(c, case)
@@ -642,6 +657,8 @@ case("bochs_start_modes", check_modes, emulator="bochs", boot="iso", cpus=4, mem
      config="modes.toml")
 case("bochs_smp_guest", check_smp, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="smp.toml", duration_ms=1000)
+case("bochs_smp_crash", check_smp_crash, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="smp_crash.toml", duration_ms=1000)
 case("bochs_guest_actions", check_actions, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="three_hello.toml", duration_ms=1500, actions="stop:beta@300,restart:gamma@500,start:beta@700")
 case("bochs_flood_halt_nmi", check_flood_halt_nmi, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
