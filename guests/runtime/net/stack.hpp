@@ -54,7 +54,15 @@ class Stack {
     // Returns true when the driver took the frame (it copies it).
     using SendFn = bool (*)(void* ctx, const uint8_t* frame, size_t len);
 
-    Stack(const MacAddr& mac, Ipv4Addr ip, SendFn send, void* ctx) : mac_(mac), ip_(ip), send_(send), ctx_(ctx) {}
+    // Constant-initialisable, so a guest can keep one in .bss; init() before use.
+    constexpr Stack() = default;
+    Stack(const MacAddr& mac, Ipv4Addr ip, SendFn send, void* ctx) { init(mac, ip, send, ctx); }
+    void init(const MacAddr& mac, Ipv4Addr ip, SendFn send, void* ctx) {
+        mac_ = mac;
+        ip_ = ip;
+        send_ = send;
+        ctx_ = ctx;
+    }
 
     void set_udp_echo(bool on) { udp_echo_ = on; }
 
@@ -81,15 +89,15 @@ class Stack {
     void handle_ipv4(const uint8_t* p, size_t len, RxInfo* info);
     bool transmit(size_t len);
 
-    MacAddr mac_;
-    Ipv4Addr ip_;
-    SendFn send_;
-    void* ctx_;
+    MacAddr mac_ = {};
+    Ipv4Addr ip_ = {};
+    SendFn send_ = nullptr;
+    void* ctx_ = nullptr;
     bool udp_echo_ = false;
     uint16_t ip_id_ = 1;
     ArpCache arp_;
     StackCounters counters_ = {};
-    uint8_t tx_[kEthMaxFrameLen];  // frames are built here, then copied by the driver
+    uint8_t tx_[kEthMaxFrameLen] = {};  // frames are built here, then copied by the driver
 };
 
 }  // namespace hvg::net
