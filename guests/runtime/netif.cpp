@@ -14,6 +14,7 @@ namespace {
 constexpr uint64_t kFallbackTscHz = 1'000'000'000;  // only when the hypervisor gives none
 constexpr uint64_t kLinkWaitMs = 1000;
 constexpr uint64_t kArpRetryMs = 100;
+constexpr uint64_t kStatusCheckMs = 100;
 
 const char* const kModes[] = {"irq", "poll", nullptr};
 
@@ -176,10 +177,22 @@ void NetIf::print_counters(const char* event) {
 }
 
 bool NetIf::check_needs_reset() {
+    if (reset_reported_) return true;
+    uint64_t t = now();
+    uint64_t config_irqs = nic_.counters().config_interrupts;
+    bool ask = config_irqs != config_irqs_seen_ || t - status_checked_at_ >= ms(kStatusCheckMs);
+    if (!nic_.broken() && !ask) return false;
+    config_irqs_seen_ = config_irqs;
+    status_checked_at_ = t;
     if (!nic_.needs_reset()) return false;
     if (!reset_reported_) {
         reset_reported_ = true;
-        Event("net.needs_reset").x("status", nic_.device_status()).emit();
+        uint8_t status = nic_.device_status();
+        Event("net.needs_reset")
+            .x("status", status)
+            .b("status_bit", (status & VIRTIO_STATUS_DEVICE_NEEDS_RESET) != 0)
+            .b("ring_broken", nic_.broken())
+            .emit();
     }
     return true;
 }

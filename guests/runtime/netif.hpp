@@ -57,6 +57,8 @@ class NetIf {
     // guest.<event> with the driver's and the stack's counters.
     void print_counters(const char* event);
     // Prints guest.net.needs_reset once when the device asks for a reset.
+    // Reading the status costs a VM exit, so the device is asked only after
+    // a configuration interrupt or every 100 ms; a broken ring is noticed at once.
     bool check_needs_reset();
 
   private:
@@ -67,6 +69,8 @@ class NetIf {
     net::Stack stack_;
     uint64_t tsc_hz_ = 0;
     bool reset_reported_ = false;
+    uint64_t status_checked_at_ = 0;
+    uint64_t config_irqs_seen_ = 0;
     RxHook hook_ = nullptr;
     void* hook_ctx_ = nullptr;
 };

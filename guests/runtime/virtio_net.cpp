@@ -164,8 +164,13 @@ VirtioNet::Error VirtioNet::init(size_t index, const Options& opt) {
         pci_.add_status(VIRTIO_STATUS_FAILED);
         return Error::no_version_1;
     }
+    // ACCESS_PLATFORM and ORDER_PLATFORM are accepted when offered (§6.1
+    // "SHOULD accept"): with no IOMMU the platform's addresses are the
+    // guest-physical ones this driver uses anyway, and its barriers are the
+    // platform's (x86 ordering plus a locked fence, split_queue.cpp).
     uint64_t wanted = VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MTU |
-                      VIRTIO_NET_F_MRG_RXBUF | VIRTIO_F_RING_EVENT_IDX;
+                      VIRTIO_NET_F_MRG_RXBUF | VIRTIO_F_RING_EVENT_IDX | VIRTIO_F_ACCESS_PLATFORM |
+                      VIRTIO_F_ORDER_PLATFORM;
     features_ = (offered_ & wanted & opt.features_mask) | VIRTIO_F_VERSION_1;
     mtu_ = kMaxFrame - 14;
     if (features_ & VIRTIO_NET_F_MTU) {

@@ -25,6 +25,8 @@ inline constexpr uint64_t VIRTIO_NET_F_MRG_RXBUF = 1ull << 15;
 inline constexpr uint64_t VIRTIO_NET_F_STATUS = 1ull << 16;
 inline constexpr uint64_t VIRTIO_F_RING_EVENT_IDX = 1ull << 29;
 inline constexpr uint64_t VIRTIO_F_VERSION_1 = 1ull << 32;
+inline constexpr uint64_t VIRTIO_F_ACCESS_PLATFORM = 1ull << 33;
+inline constexpr uint64_t VIRTIO_F_ORDER_PLATFORM = 1ull << 36;
 
 // §5.1.4 struct virtio_net_config (the fields this driver reads).
 inline constexpr uint32_t kVirtioNetCfgMac = 0;     // u8[6], valid with VIRTIO_NET_F_MAC
@@ -138,9 +140,12 @@ class VirtioNet {
     bool arm_rx_interrupt();
 
     uint8_t device_status() const { return pci_.status(); }
-    // DEVICE_NEEDS_RESET (§2.1.2) seen in the status register; once seen the
-    // driver stops using the device and says so through this.
+    // DEVICE_NEEDS_RESET (§2.1.2) seen in the status register (one MMIO
+    // read: a VM exit); once seen the driver stops using the device.
     bool needs_reset();
+    // What the driver already knows without asking the device: a status
+    // read saw DEVICE_NEEDS_RESET, or a ring index was impossible.
+    bool broken() const { return broken_ || rx_.device_broken() || tx_.device_broken(); }
     const VirtioNetCounters& counters() const { return counters_; }
 
     // For the hostile test guest only: the TX ring and a raw notification.

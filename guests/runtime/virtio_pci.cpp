@@ -56,13 +56,19 @@ const char* VirtioPci::error_name(Error e) {
     return "?";
 }
 
-uint64_t VirtioPci::map_bar_range(uint8_t bar, uint64_t offset, uint64_t len) {
-    if (bar > 5) return 0;
+// Each BAR is sized once; probe() sizes every BAR it will need before it
+// turns decoding on, so a live device never has a BAR holding all ones.
+bool VirtioPci::decode(uint8_t bar) {
+    if (bar > 5) return false;
     if (!bar_decoded_[bar]) {
         bar_state_[bar] = pci::decode_bar(fn_.addr, bar, &bars_[bar]);
         bar_decoded_[bar] = true;
     }
-    if (bar_state_[bar] != pci::BarError::ok) return 0;
+    return bar_state_[bar] == pci::BarError::ok;
+}
+
+uint64_t VirtioPci::map_bar_range(uint8_t bar, uint64_t offset, uint64_t len) {
+    if (!decode(bar)) return 0;
     const pci::Bar& b = bars_[bar];
     if (len == 0 || offset > b.size || len > b.size - offset) return 0;
     uint64_t addr = b.base + offset;
@@ -99,6 +105,8 @@ VirtioPci::Error VirtioPci::probe(const pci::Function& f) {
     e = map_structure(found(VIRTIO_PCI_CAP_DEVICE_CFG), 1, Error::no_device_cfg, &device_);
     if (e != Error::ok) return e;
     device_len_ = st.length[VIRTIO_PCI_CAP_DEVICE_CFG];
+    pci::MsixCap msix;
+    if (pci::find_msix(f.addr, &msix)) decode(msix.table_bar);
     pci::enable_device(f.addr, true);
     return Error::ok;
 }

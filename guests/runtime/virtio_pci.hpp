@@ -161,6 +161,7 @@ class VirtioPci {
         uint32_t length;
     };
     Error map_structure(const Found& s, uint32_t min_len, Error missing, uint64_t* addr);
+    bool decode(uint8_t bar);
 
     pci::Function fn_ = {};
     pci::Bar bars_[6] = {};
