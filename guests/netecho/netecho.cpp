@@ -17,7 +17,7 @@ namespace {
 
 constinit hvg::NetIf g_net;
 
-const char* const kKnown[] = {"ip", "nic", "mode", "duration_ms", "report_ms", nullptr};
+const char* const kKnown[] = {"ip", "nic", "mode", "event_idx", "mrg_rxbuf", "duration_ms", "report_ms", nullptr};
 
 }  // namespace
 

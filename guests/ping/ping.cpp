@@ -21,7 +21,8 @@ namespace {
 
 constinit hvg::NetIf g_net;
 
-const char* const kKnown[] = {"ip", "peer", "count", "interval_ms", "size", "timeout_ms", "nic", "mode", nullptr};
+const char* const kKnown[] = {"ip",  "peer", "count",     "interval_ms", "size", "timeout_ms",
+                              "nic", "mode", "event_idx", "mrg_rxbuf",   nullptr};
 
 constexpr uint16_t kIdentifier = 0x4856;  // "HV"
 constexpr size_t kMaxData = hvg::net::kEthMtu - 20 - 8;

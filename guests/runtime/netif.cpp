@@ -17,6 +17,7 @@ constexpr uint64_t kArpRetryMs = 100;
 constexpr uint64_t kStatusCheckMs = 100;
 
 const char* const kModes[] = {"irq", "poll", nullptr};
+const char* const kYesNo[] = {"yes", "no", nullptr};
 
 }  // namespace
 
@@ -51,17 +52,21 @@ bool NetIf::up(Args& args) {
     args.ipv4("ip", true, &ip);
     size_t index = args.u64("nic", 0, 0, 31);
     bool want_irq = args.choice("mode", kModes, 0) == 0;
+    uint64_t refuse = 0;
+    if (args.choice("event_idx", kYesNo, 0) == 1) refuse |= VIRTIO_F_RING_EVENT_IDX;
+    if (args.choice("mrg_rxbuf", kYesNo, 0) == 1) refuse |= VIRTIO_NET_F_MRG_RXBUF;
     if (!args.ok()) return false;
-    return up(ip, index, want_irq);
+    return up(ip, index, want_irq, refuse);
 }
 
-bool NetIf::up(net::Ipv4Addr ip, size_t index, bool want_irq) {
+bool NetIf::up(net::Ipv4Addr ip, size_t index, bool want_irq, uint64_t refuse) {
     HypercallResult hz = hc::tsc_hz();
     tsc_hz_ = hz.ok() && hz.value ? hz.value : boot_info().tsc_hz;
     if (tsc_hz_ < 1'000'000) tsc_hz_ = kFallbackTscHz;
 
     VirtioNet::Options opt;
     opt.interrupts = want_irq;
+    opt.features_mask = ~refuse;
     VirtioNet::Error e = nic_.init(index, opt);
     const char* fallback = nullptr;
     if (want_irq && (e == VirtioNet::Error::msix_unavailable || e == VirtioNet::Error::msix_rejected)) {

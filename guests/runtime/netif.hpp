@@ -5,7 +5,8 @@
 //
 // Common args (docs/guest-net.md): ip=A.B.C.D (required), nic=N (which
 // virtio-net function, default 0), mode=irq|poll (default irq; irq falls back
-// to poll when MSI-X or the x2APIC is missing, and says so).
+// to poll when MSI-X or the x2APIC is missing, and says so), event_idx=no and
+// mrg_rxbuf=no (do not negotiate those features even if offered).
 //
 // Lines: guest.net.up, guest.net.error, guest.net.needs_reset, and the
 // counter line the guest names (print_counters).
@@ -24,11 +25,13 @@ class NetIf {
     // Called for every received frame after the stack has handled it.
     using RxHook = void (*)(void* ctx, const net::RxInfo& info, const uint8_t* frame, size_t len);
 
-    // Parses ip=, nic=, mode= from `args` (errors stay in args) and brings
-    // the link up: guest.net.up, or guest.net.error and false.
+    // Parses ip=, nic=, mode=, event_idx=, mrg_rxbuf= from `args` (errors
+    // stay in args) and brings the link up: guest.net.up, or guest.net.error
+    // and false.
     bool up(Args& args);
-    // The same with the values already parsed.
-    bool up(net::Ipv4Addr ip, size_t nic_index, bool interrupts);
+    // The same with the values already parsed; `refuse` holds feature bits
+    // not to negotiate even when offered (to exercise the device without them).
+    bool up(net::Ipv4Addr ip, size_t nic_index, bool interrupts, uint64_t refuse = 0);
 
     net::Stack& stack() { return stack_; }
     VirtioNet& nic() { return nic_; }

@@ -17,7 +17,7 @@ namespace {
 
 constinit hvg::NetIf g_net;
 
-const char* const kKnown[] = {"ip", "duration_ms", "count", "port", "nic", "mode", nullptr};
+const char* const kKnown[] = {"ip", "duration_ms", "count", "port", "nic", "mode", "event_idx", "mrg_rxbuf", nullptr};
 
 struct Tally {
     uint16_t port;

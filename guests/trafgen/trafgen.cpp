@@ -25,8 +25,8 @@ namespace {
 
 constinit hvg::NetIf g_net;
 
-const char* const kKnown[] = {"ip",    "peer", "peer_mac", "size",     "pps",  "duration_ms",
-                              "count", "nic",  "mode",     "src_port", nullptr};
+const char* const kKnown[] = {"ip",  "peer", "peer_mac",  "size",      "pps",      "duration_ms", "count",
+                              "nic", "mode", "event_idx", "mrg_rxbuf", "src_port", nullptr};
 
 constexpr size_t kHeaders = hvg::net::kUdpDataOffset;  // Ethernet + IPv4 + UDP
 constexpr uint64_t kRxEvery = 64;                      // frames between two looks at the RX ring
