@@ -42,7 +42,8 @@ uint16_t round_down_pow2(uint16_t n) {
     return p;
 }
 
-// MSI-X table entries this driver uses (§4.1.5.1.2 lets any event use any entry).
+// MSI-X table entries this driver uses when the table has room (§4.1.5.1.2
+// lets any event use any entry).
 constexpr uint16_t kEntryConfig = 0;
 constexpr uint16_t kEntryRx = 1;
 constexpr uint16_t kEntryTx = 2;
@@ -92,9 +93,12 @@ VirtioNet::Error VirtioNet::setup_msix() {
         vectors[e] = alloc_irq_vector(&on_interrupt, this);
         if (vectors[e] == 0) return Error::msix_unavailable;
     }
+    // §4.1.5.1.2: never map an event to an entry beyond the table.
+    entry_rx_ = entries > kEntryRx ? kEntryRx : kEntryConfig;
+    entry_tx_ = entries > kEntryTx ? kEntryTx : entry_rx_;
     vec_config_ = vectors[kEntryConfig];
-    vec_rx_ = vectors[entries > kEntryRx ? kEntryRx : 0];
-    vec_tx_ = vectors[entries > kEntryTx ? kEntryTx : entries - 1];
+    vec_rx_ = vectors[entry_rx_];
+    vec_tx_ = vectors[entry_tx_];
     pci::msix_control(addr, cap, true, true);
     for (uint16_t e = 0; e < entries; ++e)
         pci::msix_set_entry(table, e, x2apic::msi_address(x2apic::id()), x2apic::msi_data(vectors[e]));
@@ -210,10 +214,9 @@ VirtioNet::Error VirtioNet::init(size_t index, const Options& opt) {
         }
     }
     read_config();
-    Error e = setup_queue(kVirtioNetRxQueue, rx_, g_storage.rx_desc, g_storage.rx_avail, g_storage.rx_used, kEntryRx);
+    Error e = setup_queue(kVirtioNetRxQueue, rx_, g_storage.rx_desc, g_storage.rx_avail, g_storage.rx_used, entry_rx_);
     if (e == Error::ok)
-        e = setup_queue(kVirtioNetTxQueue, tx_, g_storage.tx_desc, g_storage.tx_avail, g_storage.tx_used,
-                        interrupts_ && vec_tx_ == vec_rx_ ? kEntryRx : kEntryTx);
+        e = setup_queue(kVirtioNetTxQueue, tx_, g_storage.tx_desc, g_storage.tx_avail, g_storage.tx_used, entry_tx_);
     if (e != Error::ok) {
         pci_.add_status(VIRTIO_STATUS_FAILED);
         return e;

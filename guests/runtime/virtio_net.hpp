@@ -176,6 +176,8 @@ class VirtioNet {
     uint64_t tx_notify_ = 0;
     uint16_t tx_free_[kMaxQueueSize] = {};
     uint16_t tx_free_count_ = 0;
+    uint16_t entry_rx_ = 1;  // MSI-X table entries of the queues
+    uint16_t entry_tx_ = 2;
     uint8_t vec_config_ = 0;  // IDT vectors, 0 = none
     uint8_t vec_rx_ = 0;
     uint8_t vec_tx_ = 0;
