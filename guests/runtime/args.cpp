@@ -8,12 +8,6 @@ bool is_space(char c) {
     return c == ' ' || c == '\t';
 }
 
-size_t cstr_len(const char* s) {
-    size_t n = 0;
-    while (s[n]) ++n;
-    return n;
-}
-
 bool equals(const char* a, size_t a_len, const char* b) {
     size_t k = 0;
     for (; k < a_len; ++k)
@@ -80,11 +74,11 @@ uint64_t Args::u64(const char* key, uint64_t dflt, uint64_t min, uint64_t max) {
     if (!find(key, &v)) return dflt;
     uint64_t n = 0;
     if (!parse_u64(v.p, v.len, &n)) {
-        fail(key, cstr_len(key), "bad_value");
+        fail(key, __builtin_strlen(key), "bad_value");
         return dflt;
     }
     if (n < min || n > max) {
-        fail(key, cstr_len(key), "out_of_range");
+        fail(key, __builtin_strlen(key), "out_of_range");
         return dflt;
     }
     return n;
@@ -93,11 +87,11 @@ uint64_t Args::u64(const char* key, uint64_t dflt, uint64_t min, uint64_t max) {
 bool Args::ipv4(const char* key, bool required, net::Ipv4Addr* out) {
     ArgValue v;
     if (!find(key, &v)) {
-        if (required) fail(key, cstr_len(key), "missing");
+        if (required) fail(key, __builtin_strlen(key), "missing");
         return false;
     }
     if (!net::parse_ipv4(v.p, v.len, out)) {
-        fail(key, cstr_len(key), "bad_value");
+        fail(key, __builtin_strlen(key), "bad_value");
         return false;
     }
     return true;
@@ -106,11 +100,11 @@ bool Args::ipv4(const char* key, bool required, net::Ipv4Addr* out) {
 bool Args::mac(const char* key, bool required, net::MacAddr* out) {
     ArgValue v;
     if (!find(key, &v)) {
-        if (required) fail(key, cstr_len(key), "missing");
+        if (required) fail(key, __builtin_strlen(key), "missing");
         return false;
     }
     if (!net::parse_mac(v.p, v.len, out)) {
-        fail(key, cstr_len(key), "bad_value");
+        fail(key, __builtin_strlen(key), "bad_value");
         return false;
     }
     return true;
@@ -121,7 +115,7 @@ size_t Args::choice(const char* key, const char* const* choices, size_t dflt) {
     if (!find(key, &v)) return dflt;
     for (size_t k = 0; choices[k]; ++k)
         if (equals(v.p, v.len, choices[k])) return k;
-    fail(key, cstr_len(key), "bad_value");
+    fail(key, __builtin_strlen(key), "bad_value");
     return dflt;
 }
 
