@@ -69,6 +69,7 @@ int run_spoof(hvg::Args& args) {
     }
     uint64_t spoofed = send_batch(spoof, dst, peer, count);
     uint64_t own = send_batch(g_net.mac(), dst, peer, count);
+    bool drained = g_net.drain_tx(1000);
     char spoof_text[hvg::net::kMacTextLen], own_text[hvg::net::kMacTextLen];
     hvg::net::format_mac(spoof, spoof_text);
     hvg::net::format_mac(g_net.mac(), own_text);
@@ -77,6 +78,7 @@ int run_spoof(hvg::Args& args) {
         .u("sent_own", own)
         .s("spoof_mac", spoof_text)
         .s("own_mac", own_text)
+        .b("drained", drained)
         .emit();
     return 0;
 }

@@ -156,6 +156,17 @@ bool NetIf::resolve(net::Ipv4Addr ip, uint64_t timeout_ms, net::MacAddr* out, Rx
     return stack_.resolve(ip, out);
 }
 
+bool NetIf::drain_tx(uint64_t timeout_ms) {
+    uint64_t end = now() + ms(timeout_ms);
+    for (;;) {
+        nic_.reclaim_tx();
+        if (nic_.tx_in_flight() == 0) return true;
+        if (now() >= end || nic_.broken()) return false;
+        poll();
+        pause();
+    }
+}
+
 void NetIf::print_counters(const char* event) {
     const VirtioNetCounters& c = nic_.counters();
     const net::StackCounters& s = stack_.counters();

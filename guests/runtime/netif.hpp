@@ -57,6 +57,11 @@ class NetIf {
     // timeout_ms. Frames arriving meanwhile go through the stack and `hook`.
     bool resolve(net::Ipv4Addr ip, uint64_t timeout_ms, net::MacAddr* out, RxHook hook = nullptr, void* ctx = nullptr);
 
+    // Waits (bounded) until the device has taken every frame sent so far:
+    // a guest that exits right after sending would otherwise stop before the
+    // device has read its last frames. False on timeout.
+    bool drain_tx(uint64_t timeout_ms);
+
     // guest.<event> with the driver's and the stack's counters.
     void print_counters(const char* event);
     // Prints guest.net.needs_reset once when the device asks for a reset.

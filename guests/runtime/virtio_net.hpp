@@ -125,6 +125,8 @@ class VirtioNet {
     bool send(const void* frame, size_t len);
     // Frees TX buffers the device has used. send() calls it too.
     void reclaim_tx();
+    // TX buffers the device has not given back yet.
+    uint16_t tx_in_flight() const { return tx_.in_flight(); }
 
     // Delivers up to `budget` received frames to fn(ctx, frame, len) (the
     // frame without the virtio header, valid only during the call), then

@@ -98,8 +98,8 @@ extern "C" int guest_main(const hv::abi::BootInfo* info) {
         now = hvg::NetIf::now();
     }
     uint64_t elapsed_us = g_net.ticks_to_us(hvg::NetIf::now() - start);
-    // Let the device drain what is still in the ring before counting out.
-    g_net.nic().reclaim_tx();
+    // Let the device take what is still in the ring before the guest ends.
+    g_net.drain_tx(1000);
     const hvg::VirtioNetCounters& c = g_net.nic().counters();
     hvg::Event("trafgen.done")
         .u("sent", sent)
