@@ -132,6 +132,25 @@ _start:
     loop .copy_args
 .no_cmdline:
 
+    ; --- no legacy 8259 interrupts: the firmware leaves the PIC delivering
+    ; IRQ 0 at vector 8, which a guest would take for a #DF; the hypervisor
+    ; has no PIC at all ---
+    mov al, 0xFF
+    out 0x21, al
+    out 0xA1, al
+
+    ; --- x2APIC mode, as the hypervisor starts its guests (EN and EXTD set
+    ; in IA32_APIC_BASE, SDM Vol. 3A §11.12.1), when the CPU has it (KVM) ---
+    mov eax, 1
+    cpuid
+    test ecx, 1 << 21
+    jz .no_x2apic
+    mov ecx, 0x1B
+    rdmsr
+    or eax, (1 << 11) | (1 << 10)
+    wrmsr
+.no_x2apic:
+
     ; --- long mode (SDM Vol. 3A §9.8.5) ---
     mov eax, cr4
     or eax, 1 << 5                        ; PAE
