@@ -4,8 +4,10 @@
 ; RAM identity mapped by page tables the hypervisor built, RDI = BootInfo GPA,
 ; RSI = kBootMagic, RSP = kStackTopGpa, interrupts off, no IDT. We trust as
 ; little of that as possible: the runtime loads its own GDT, its own stack (in
-; .bss) and an IDT for the 32 exception vectors before any C++ runs, so that
-; any fault from then on is printed instead of becoming a triple fault.
+; .bss) and a full 256-entry IDT before any C++ runs, so that any fault from
+; then on is printed instead of becoming a triple fault. Vectors 0-31 are
+; exceptions (hvg_exception); 32-255 are external interrupts (hvg_interrupt,
+; guests/runtime/interrupt.hpp), delivered once a guest enables them.
 ; Then hvg_start(info, magic, entry_rsp) checks the BootInfo and calls
 ; guest_main; its return value is the exit code of the exit hypercall.
 
@@ -16,7 +18,8 @@ HC_EXIT         equ 2                 ; hv::abi::Hypercall::exit
 CODE_SEL        equ 0x08
 DATA_SEL        equ 0x10
 STACK_SIZE      equ 64 * 1024
-VECTORS         equ 32
+EXCEPTIONS      equ 32                ; vectors 0-31: exceptions (SDM Vol. 3A §6.3)
+VECTORS         equ 256               ; the whole IDT: 32-255 are interrupts
 
 ; Vectors whose exceptions push an error code (SDM Vol. 3A §6.15): #DF 8,
 ; #TS 10, #NP 11, #SS 12, #GP 13, #PF 14, #AC 17, #CP 21, #VC 29, #SX 30.
@@ -24,6 +27,7 @@ VECTORS         equ 32
 
 extern hvg_start
 extern hvg_exception
+extern hvg_interrupt
 extern __bss_start
 extern __bss_end
 global _start
@@ -64,9 +68,10 @@ _start:
     o64 retf
 .reloaded:
 
-    ; IDT gates for vectors 0-31: 64-bit interrupt gates (type 0xE, DPL 0,
-    ; present, IST 0), SDM Vol. 3A Figure 6-8. No TSS is needed: every
-    ; exception arrives at CPL 0 without IST, so the CPU never switches stacks.
+    ; IDT gates for all 256 vectors: 64-bit interrupt gates (type 0xE, DPL 0,
+    ; present, IST 0), SDM Vol. 3A Figure 6-8. Interrupt gates clear IF, so
+    ; handlers never nest. No TSS is needed: everything arrives at CPL 0
+    ; without IST, so the CPU never switches stacks.
     lea rdi, [idt]
     lea rsi, [isr_stub_table]
     mov ecx, VECTORS
@@ -99,12 +104,12 @@ _start:
     hlt
     jmp .hang
 
-; Exception stubs: every vector builds the same frame (hvg::ExceptionFrame),
-; pushing a zero where the CPU pushes no error code. RSP is 16-byte aligned at
-; the call: the CPU aligns it before pushing its 5 (+1 error) words, and the
-; stub pushes 2 (or 1) + 15 more, 22 words in all.
+; Stubs: every vector builds the same frame (hvg::ExceptionFrame), pushing a
+; zero where the CPU pushes no error code (external interrupts never push one).
+; RSP is 16-byte aligned at the call: the CPU aligns it before pushing its
+; 5 (+1 error) words, and the stub pushes 2 (or 1) + 15 more, 22 words in all.
 %assign v 0
-%rep VECTORS
+%rep EXCEPTIONS
 align 16
 isr_stub_ %+ v:
 %if HAS_ERROR(v)
@@ -117,7 +122,16 @@ isr_stub_ %+ v:
 %assign v v + 1
 %endrep
 
-isr_common:
+%rep VECTORS - EXCEPTIONS
+align 16
+isr_stub_ %+ v:
+    push qword 0
+    push qword v
+    jmp irq_common
+%assign v v + 1
+%endrep
+
+%macro SAVE_GPRS 0
     push rax
     push rbx
     push rcx
@@ -133,9 +147,9 @@ isr_common:
     push r13
     push r14
     push r15
-    mov rdi, rsp
-    cld
-    call hvg_exception                ; returns only when a hook handled it
+%endmacro
+
+%macro RESTORE_GPRS 0
     pop r15
     pop r14
     pop r13
@@ -151,6 +165,24 @@ isr_common:
     pop rcx
     pop rbx
     pop rax
+%endmacro
+
+; External interrupts: same frame, hvg_interrupt dispatches and sends the EOI.
+irq_common:
+    SAVE_GPRS
+    mov rdi, rsp
+    cld
+    call hvg_interrupt
+    RESTORE_GPRS
+    add rsp, 16                       ; vector and error code
+    iretq
+
+isr_common:
+    SAVE_GPRS
+    mov rdi, rsp
+    cld
+    call hvg_exception                ; returns only when a hook handled it
+    RESTORE_GPRS
     add rsp, 16                       ; vector and error code
     iretq
 

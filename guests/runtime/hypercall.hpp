@@ -16,6 +16,18 @@ struct HypercallResult {
 
 // Any call number, including ones the ABI does not define (the probe guest
 // checks that those fail with Status::unknown_call).
+#if HVG_QEMU_HARNESS
+// Built for tests/guestnet (the network guests on plain QEMU, against its
+// virtio-net-pci): no hypervisor answers VMCALL there. exit becomes a write
+// to QEMU's isa-debug-exit port (QEMU's status is code * 2 + 1); every other
+// call is unknown.
+inline HypercallResult hypercall(uint64_t nr, uint64_t a0 = 0, uint64_t = 0, uint64_t = 0) {
+    if (nr == static_cast<uint64_t>(hv::abi::Hypercall::exit)) {
+        asm volatile("outl %0, %1" ::"a"(static_cast<uint32_t>(a0 & 0x7F)), "Nd"(uint16_t{0xF4}));
+    }
+    return {hv::abi::Status::unknown_call, 0};
+}
+#else
 inline HypercallResult hypercall(uint64_t nr, uint64_t a0 = 0, uint64_t a1 = 0, uint64_t a2 = 0) {
     uint64_t rax = nr, rdi = a0, rsi = a1, rdx = a2;
     // The ABI preserves every register but RAX and RDX. RDI and RSI are still
@@ -24,6 +36,7 @@ inline HypercallResult hypercall(uint64_t nr, uint64_t a0 = 0, uint64_t a1 = 0, 
     asm volatile("vmcall" : "+a"(rax), "+D"(rdi), "+S"(rsi), "+d"(rdx)::"cc", "memory");
     return {static_cast<hv::abi::Status>(rax), rdx};
 }
+#endif
 
 inline HypercallResult hypercall(hv::abi::Hypercall nr, uint64_t a0 = 0, uint64_t a1 = 0, uint64_t a2 = 0) {
     return hypercall(static_cast<uint64_t>(nr), a0, a1, a2);

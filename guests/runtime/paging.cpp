@@ -13,6 +13,8 @@ constexpr uint64_t kPteP = 1ull << 0;
 constexpr uint64_t kPteRw = 1ull << 1;
 constexpr uint64_t kPtePwt = 1ull << 3;
 constexpr uint64_t kPtePcd = 1ull << 4;
+constexpr uint64_t kPteAccessed = 1ull << 5;
+constexpr uint64_t kPteDirty = 1ull << 6;
 constexpr uint64_t kPtePs = 1ull << 7;
 constexpr uint64_t kAddrMask = 0x000F'FFFF'FFFF'F000ull;
 constexpr uint64_t k2MiB = 2ull << 20;
@@ -45,21 +47,62 @@ uint64_t* next_table(uint64_t* table, size_t index, bool* large, bool* no_memory
     return fresh;
 }
 
+// The PDE map_identity_2m writes for `page`.
+constexpr uint64_t uncached_pde(uint64_t page) {
+    return page | kPteP | kPteRw | kPtePwt | kPtePcd | kPtePs;
+}
+
+// The PDE slot for `gpa`, creating upper tables; nullptr with *result set
+// when it cannot be reached.
+uint64_t* pde_slot(uint64_t gpa, MapResult* result) {
+    uint64_t cr4 = read_cr4();
+    if (!(cr4 & kCr4Pae) || (cr4 & kCr4La57)) {
+        *result = MapResult::not_4_level;
+        return nullptr;
+    }
+    auto* pml4 = reinterpret_cast<uint64_t*>(read_cr3() & kAddrMask);
+    bool large = false, no_memory = false;
+    uint64_t* pdpt = next_table(pml4, (gpa >> 39) & 511, &large, &no_memory);
+    uint64_t* pd = pdpt ? next_table(pdpt, (gpa >> 30) & 511, &large, &no_memory) : nullptr;
+    if (!pd) {
+        *result = large ? MapResult::already_mapped : MapResult::no_table_memory;
+        return nullptr;
+    }
+    return &pd[(gpa >> 21) & 511];
+}
+
 }  // namespace
 
 MapResult map_identity_2m(uint64_t gpa) {
-    uint64_t cr4 = read_cr4();
-    if (!(cr4 & kCr4Pae) || (cr4 & kCr4La57)) return MapResult::not_4_level;
     uint64_t page = gpa & ~(k2MiB - 1);
-    auto* pml4 = reinterpret_cast<uint64_t*>(read_cr3() & kAddrMask);
-    bool large = false, no_memory = false;
-    uint64_t* pdpt = next_table(pml4, (page >> 39) & 511, &large, &no_memory);
-    uint64_t* pd = pdpt ? next_table(pdpt, (page >> 30) & 511, &large, &no_memory) : nullptr;
-    if (!pd) return large ? MapResult::already_mapped : MapResult::no_table_memory;
-    uint64_t& pde = pd[(page >> 21) & 511];
-    if (pde & kPteP) return MapResult::already_mapped;
-    pde = page | kPteP | kPteRw | kPtePwt | kPtePcd | kPtePs;
+    MapResult r = MapResult::mapped;
+    uint64_t* pde = pde_slot(page, &r);
+    if (!pde) return r;
+    if (*pde & kPteP) return MapResult::already_mapped;
+    *pde = uncached_pde(page);
     invlpg(gpa);
+    return MapResult::mapped;
+}
+
+MapResult map_mmio(uint64_t gpa, uint64_t len) {
+    if (len == 0) return MapResult::mapped;
+    uint64_t last = 0;
+    if (__builtin_add_overflow(gpa, len - 1, &last)) return MapResult::already_mapped;
+    uint64_t first = gpa & ~(k2MiB - 1);
+    uint64_t pages = ((last & ~(k2MiB - 1)) - first) / k2MiB + 1;
+    for (uint64_t k = 0; k < pages; ++k) {
+        uint64_t page = first + k * k2MiB;
+        MapResult r = MapResult::mapped;
+        uint64_t* pde = pde_slot(page, &r);
+        if (!pde) return r;
+        if (*pde & kPteP) {
+            // Ours from an earlier call, give or take the CPU's A/D bits.
+            if ((*pde & ~(kPteAccessed | kPteDirty)) != uncached_pde(page)) return MapResult::already_mapped;
+            continue;
+        }
+        *pde = uncached_pde(page);
+        invlpg(page);
+    }
     return MapResult::mapped;
 }
 

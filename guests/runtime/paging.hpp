@@ -18,6 +18,12 @@ enum class MapResult : uint8_t {
 // Identity-maps the 2 MiB page containing `gpa` (RW, uncached: the target is
 // usually not RAM) and flushes its TLB entry.
 MapResult map_identity_2m(uint64_t gpa);
+
+// Identity-maps every 2 MiB page of [gpa, gpa + len) uncached, for device
+// registers (PCI BARs). A page this function (or map_identity_2m) mapped
+// before counts as mapped; a page already mapped any other way (RAM, cached)
+// gives already_mapped, and the caller must not use it for MMIO.
+MapResult map_mmio(uint64_t gpa, uint64_t len);
 const char* map_result_name(MapResult r);
 
 }  // namespace hvg
