@@ -14,7 +14,9 @@ const char* learn_result_name(LearnResult r) {
 }
 
 void Fdb::set_ageing_ns(uint64_t ns) {
-    uint64_t u = units(ns < kMinAgeingNs ? kMinAgeingNs : ns);
+    if (ns < kMinAgeingNs) ns = kMinAgeingNs;
+    uint64_t u = units(ns);
+    __atomic_store_n(&ageing_ns_, ns, __ATOMIC_RELAXED);
     __atomic_store_n(&ageing_u_, u, __ATOMIC_RELAXED);
     // Refreshing a timestamp costs a write to a line other CPUs read: do it at
     // most 64 times per ageing period. An entry thus ages out between 63/64 of

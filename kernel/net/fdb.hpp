@@ -63,7 +63,7 @@ class Fdb {
 
     // Clamped to at least kMinAgeingNs. Affects existing entries too.
     void set_ageing_ns(uint64_t ns);
-    uint64_t ageing_ns() const { return __atomic_load_n(&ageing_u_, __ATOMIC_RELAXED) << kTimeShift; }
+    uint64_t ageing_ns() const { return __atomic_load_n(&ageing_ns_, __ATOMIC_RELAXED); }
     // Mixes a secret into the hash so that a guest cannot aim its MACs at one
     // bucket. Only while the table is empty (at boot).
     void set_hash_seed(uint64_t seed) { seed_ = seed; }
@@ -174,6 +174,7 @@ class Fdb {
     alignas(64) uint32_t seq_ = 0;  // odd while a writer is inside
     mutable Spinlock lock_;
     uint64_t seed_ = 0;
+    uint64_t ageing_ns_ = kDefaultAgeingNs;  // as set; the data path uses ageing_u_
     uint64_t ageing_u_ = kDefaultAgeingNs >> kTimeShift;
     uint64_t refresh_u_ = (kDefaultAgeingNs >> kTimeShift) / 64;
     uint64_t learned_ = 0;
