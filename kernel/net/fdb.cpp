@@ -137,41 +137,48 @@ LearnResult Fdb::learn(uint16_t vlan, uint64_t mac, PortId port, uint64_t now_ns
     return result;
 }
 
-size_t Fdb::flush_port(PortId port) {
+template <typename Dead>
+size_t Fdb::remove_if(Dead&& dead) {
     size_t removed = 0;
-    write_begin();
-    for (Bucket& bk : buckets_)
+    for (Bucket& bk : buckets_) {
+        // Look first without the lock, so that a sweep locks (and makes
+        // readers retry) only for the buckets it changes, one at a time.
+        bool any = false;
+        for (size_t w = 0; w < kWays && !any; ++w) {
+            uint64_t k = __atomic_load_n(&bk.keys[w], __ATOMIC_RELAXED);
+            any = k != 0 && dead(k, __atomic_load_n(&bk.values[w], __ATOMIC_RELAXED));
+        }
+        if (!any) continue;
+        write_begin();
         for (size_t w = 0; w < kWays; ++w)
-            if (uint64_t v = __atomic_load_n(&bk.values[w], __ATOMIC_RELAXED);
-                bk.keys[w] != 0 && value_port(v) == port && !value_static(v)) {
+            if (bk.keys[w] != 0 && dead(bk.keys[w], __atomic_load_n(&bk.values[w], __ATOMIC_RELAXED))) {
                 __atomic_store_n(&bk.keys[w], 0, __ATOMIC_RELAXED);
                 __atomic_store_n(&bk.values[w], 0, __ATOMIC_RELAXED);
                 ++removed;
             }
-    write_end();
+        write_end();
+    }
     return removed;
+}
+
+size_t Fdb::flush_port(PortId port) {
+    return remove_if([&](uint64_t, uint64_t v) { return value_port(v) == port && !value_static(v); });
+}
+
+size_t Fdb::forget_mac(uint64_t mac) {
+    return remove_if([&](uint64_t k, uint64_t v) { return (k & kMacMask) == mac && !value_static(v); });
 }
 
 size_t Fdb::age(uint64_t now_ns) {
     uint64_t now_u = units(now_ns);
-    size_t removed = 0;
-    write_begin();
-    for (Bucket& bk : buckets_)
-        for (size_t w = 0; w < kWays; ++w)
-            if (bk.keys[w] != 0 && expired(__atomic_load_n(&bk.values[w], __ATOMIC_RELAXED), now_u)) {
-                __atomic_store_n(&bk.keys[w], 0, __ATOMIC_RELAXED);
-                __atomic_store_n(&bk.values[w], 0, __ATOMIC_RELAXED);
-                ++removed;
-            }
-    write_end();
-    return removed;
+    return remove_if([&](uint64_t, uint64_t v) { return expired(v, now_u); });
 }
 
 bool Fdb::decode(uint64_t key, uint64_t value, uint64_t now_ns, FdbEntry* e) const {
     uint64_t now_u = units(now_ns);
     if (key == 0 || expired(value, now_u)) return false;
     e->vlan = static_cast<uint16_t>(key >> 48);
-    e->mac = MacAddr::from_u64(key & 0xFFFF'FFFF'FFFFull);
+    e->mac = MacAddr::from_u64(key & kMacMask);
     e->port = value_port(value);
     e->is_static = value_static(value);
     e->age_ns = e->is_static ? 0 : age_units(value, now_u) << kTimeShift;

@@ -83,6 +83,9 @@ class Fdb {
     // Removes the port's dynamic entries (its guest stopped or moved away);
     // static ones stay. Returns how many were removed.
     size_t flush_port(PortId port);
+    // Removes the dynamic entries of mac on every VLAN (it just became a
+    // port's static MAC: whoever used it before must not keep it). Returns how many.
+    size_t forget_mac(uint64_t mac);
     // Removes every aged-out dynamic entry; returns how many.
     size_t age(uint64_t now_ns);
 
@@ -120,6 +123,7 @@ class Fdb {
         uint64_t values[kWays];
     };
     static_assert(sizeof(Bucket) == 128);
+    static constexpr uint64_t kMacMask = 0xFFFF'FFFF'FFFFull;
     static constexpr uint64_t kPortMask = 0xFFF;
     static constexpr uint64_t kStaticBit = 1ull << 12;
     static constexpr unsigned kValueTimeShift = 16;
@@ -165,6 +169,9 @@ class Fdb {
     }
     void write_begin();
     void write_end();
+    // Clears every entry for which dead(key, value) holds, bucket by bucket.
+    template <typename Dead>
+    size_t remove_if(Dead&& dead);
     // Way of key in bucket b, or -1. Relaxed loads: inside read_consistent or under the lock.
     int find(size_t b, uint64_t key) const;
 

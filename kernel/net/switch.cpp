@@ -92,8 +92,8 @@ Result<void> Switch::validate(const PortConfig& cfg, PortDriver* driver) const {
             return make_error(Errc::invalid_argument, "static MAC already used by another port",
                               cfg.static_mac.to_u64());
     }
-    if (cfg.rate_bytes_per_sec != 0 &&
-        (cfg.burst_bytes < kMaxFrameLen || cfg.burst_bytes > TokenBucket::kMaxBurstBytes))
+    // burst_bytes is 32 bits: always within TokenBucket::kMaxBurstBytes.
+    if (cfg.rate_bytes_per_sec != 0 && cfg.burst_bytes < kMaxFrameLen)
         return make_error(Errc::invalid_argument, "burst smaller than a maximal frame", cfg.burst_bytes);
     for (MirrorDir d : cfg.mirror)
         if (static_cast<uint8_t>(d) > static_cast<uint8_t>(MirrorDir::both))
@@ -107,6 +107,7 @@ Result<PortId> Switch::add_port(const PortConfig& cfg, PortDriver* driver) {
     uint32_t id = port_count_;
     if (id >= kMaxPorts) return make_error(Errc::no_memory, "switch ports exhausted", kMaxPorts);
     const bool trunk = cfg.vlan_mode == VlanMode::trunk;
+    if (cfg.has_static_mac) fdb_.forget_mac(cfg.static_mac.to_u64());
     if (cfg.has_static_mac && !trunk) {
         // The permanent entry; a trunk's are made as it first sends on each VLAN.
         LearnResult r = fdb_.learn(cfg.access_vlan, cfg.static_mac.to_u64(), static_cast<PortId>(id), 0, true);

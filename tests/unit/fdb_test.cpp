@@ -204,3 +204,16 @@ TEST(Fdb, LookupsRacingWithWritersSeeOnlyRealPorts) {
     EXPECT_EQ(bad, 0u);
     EXPECT_GT(found_b, 0u);
 }
+
+TEST(Fdb, ForgetMacRemovesItsDynamicEntriesOnEveryVlan) {
+    auto f = make_fdb();
+    ASSERT_EQ(f->learn(1, kMacA, 1, 0), LearnResult::learned);
+    ASSERT_EQ(f->learn(2, kMacA, 2, 0), LearnResult::learned);
+    ASSERT_EQ(f->learn(3, kMacA, 3, 0, true), LearnResult::learned);
+    ASSERT_EQ(f->learn(1, kMacB, 1, 0), LearnResult::learned);
+    EXPECT_EQ(f->forget_mac(kMacA), 2u);
+    EXPECT_EQ(f->lookup(1, kMacA, 0), kNoPort);
+    EXPECT_EQ(f->lookup(2, kMacA, 0), kNoPort);
+    EXPECT_EQ(f->lookup(3, kMacA, 0), 3);
+    EXPECT_EQ(f->lookup(1, kMacB, 0), 1);
+}

@@ -445,6 +445,26 @@ TEST(Switch, TrunkStaticMacIsProtectedOnVlansItHasNotUsedYet) {
     EXPECT_EQ(n.sw->fdb().lookup(20, mac(0x60).to_u64(), 1000 * kSec), t);
 }
 
+TEST(Switch, PortAddedLaterTakesItsStaticMacBackFromASpoofer) {
+    // X used the MAC before its owner's port existed (a guest started later):
+    // adding the owner forgets X's entries on every VLAN and drops X's frames.
+    Net n;
+    PortId x = n.add(trunk({10, 20}));
+    PortId y = n.add(trunk({10, 20}));
+    n.send(x, with_tag(frame(kBroadcast, mac(0x60)), 10));
+    n.send(x, with_tag(frame(kBroadcast, mac(0x60)), 20));
+    EXPECT_EQ(n.sw->fdb().lookup(20, mac(0x60).to_u64(), 0), x);
+    PortId t = n.add(with_static(trunk({10, 20}), mac(0x60)));
+    EXPECT_EQ(n.sw->fdb().lookup(10, mac(0x60).to_u64(), 0), kNoPort);
+    EXPECT_EQ(n.sw->fdb().lookup(20, mac(0x60).to_u64(), 0), kNoPort);
+    n.clear();
+    n.send(x, with_tag(frame(kBroadcast, mac(0x60)), 20));
+    EXPECT_EQ(n.counters(x).drop(DropReason::spoofed), 1u);
+    n.send(y, with_tag(frame(mac(0x60), mac(0x61)), 20));
+    EXPECT_EQ(n.receivers(), "0,2");  // unknown again: flooded, and the owner gets it
+    EXPECT_EQ(n.port(t).frames.size(), 1u);
+}
+
 TEST(Switch, HeaderIsCopiedOnceSoRewritesDuringDeliveryChangeNothing) {
     // The first receiver rewrites the sender's buffer (as a hostile guest on
     // another CPU could): later receivers still get the header that was checked.
