@@ -172,9 +172,7 @@ hv::Error parse_madt_err(const DumpReader& mem, uint64_t phys = kMadtAddr) {
     return r.ok() ? hv::Error{} : r.error();
 }
 
-bool contains(const char* haystack, const char* needle) {
-    return std::string(haystack).find(needle) != std::string::npos;
-}
+bool contains(const char* haystack, const char* needle) { return std::string(haystack).find(needle) != std::string::npos; }
 
 // Legacy BIOS memory: BDA word at 0x40E with the EBDA segment, the EBDA itself
 // (zeros), and the 0xE0000-0xFFFFF BIOS area (zeros).
@@ -755,11 +753,11 @@ TEST(Madt, ParseMadtReturnsValue) {
 TEST(Madt, DisabledAndOnlineCapableCpus) {
     DumpReader mem;
     mem.add(kMadtAddr, MadtBuilder()
-                           .lapic(0, 0, 0x1)     // enabled
-                           .lapic(1, 1, 0x0)     // disabled, not online-capable
-                           .lapic(2, 2, 0x2)     // online-capable
-                           .x2apic(400, 0x2, 3)  // online-capable x2APIC
-                           .lapic(4, 4, 0x3)     // enabled; bit 1 reserved then
+                           .lapic(0, 0, 0x1)        // enabled
+                           .lapic(1, 1, 0x0)        // disabled, not online-capable
+                           .lapic(2, 2, 0x2)        // online-capable
+                           .x2apic(400, 0x2, 3)     // online-capable x2APIC
+                           .lapic(4, 4, 0x3)        // enabled; bit 1 reserved then
                            .build(0xFEE00000, 1, 5));
     auto m = parse_madt_ok(mem);
     ASSERT_EQ(m->cpu_count, 5u);
@@ -885,8 +883,7 @@ TEST(Madt, MoreEntriesThanCapacityAreDroppedNotOverflowed) {
     MadtBuilder b;
     const uint32_t cpus = hv::acpi::kMaxCpus + 44;
     for (uint32_t i = 0; i < cpus; ++i) b.x2apic(i, 1, i);
-    for (uint32_t i = 0; i < hv::acpi::kMaxIoApics + 2; ++i)
-        b.ioapic(static_cast<uint8_t>(i), 0xFEC00000 + i * 0x1000, i * 24);
+    for (uint32_t i = 0; i < hv::acpi::kMaxIoApics + 2; ++i) b.ioapic(static_cast<uint8_t>(i), 0xFEC00000 + i * 0x1000, i * 24);
     for (uint32_t i = 0; i < hv::acpi::kMaxOverrides + 1; ++i) b.iso(0, static_cast<uint8_t>(i), i, 0);
     for (uint32_t i = 0; i < hv::acpi::kMaxNmis + 3; ++i) b.x2nmi(5, i, 1);
     DumpReader mem;
@@ -904,10 +901,10 @@ TEST(Madt, MoreEntriesThanCapacityAreDroppedNotOverflowed) {
 TEST(Madt, UnknownEntryTypesAreSkipped) {
     DumpReader mem;
     mem.add(kMadtAddr, MadtBuilder()
-                           .raw(3, 8, 8)  // NMI Source: known to the spec, not decoded here
+                           .raw(3, 8, 8)      // NMI Source: known to the spec, not decoded here
                            .lapic(0, 1, 1)
-                           .raw(0x11, 2, 2)    // minimal 2-byte entry
-                           .raw(0x80, 40, 40)  // OEM-reserved type
+                           .raw(0x11, 2, 2)   // minimal 2-byte entry
+                           .raw(0x80, 40, 40) // OEM-reserved type
                            .lapic(1, 2, 1)
                            .build());
     auto m = parse_madt_ok(mem);

@@ -443,8 +443,7 @@ TEST(ConfigField, DuplicateKeys) {
 TEST(ConfigField, UnknownKeys) {
     auto cfg = with_key("colour", "\"blue\"");
     EXPECT_TRUE(only_error(*cfg, 8, 0, "colour",
-                           "unknown key (known: "
-                           "name,image,cpus,memory,mode,restart,restart_delay_ms,restart_delay_max_ms,restart_limit)"));
+                           "unknown key (known: name,image,cpus,memory,mode,restart,restart_delay_ms,restart_delay_max_ms,restart_limit)"));
     EXPECT_FALSE(cfg->guests[0].valid);
 
     auto version_in_guest = with_key("version", "1");

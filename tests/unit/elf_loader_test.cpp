@@ -24,13 +24,8 @@ struct Seg {
 
 std::vector<uint8_t> make_elf(const std::vector<Seg>& segs, uint64_t entry, size_t file_size = 0x3000) {
     std::vector<uint8_t> b(file_size, 0);
-    b[0] = 0x7F;
-    b[1] = 'E';
-    b[2] = 'L';
-    b[3] = 'F';
-    b[4] = 2;
-    b[5] = 1;
-    b[6] = 1;
+    b[0] = 0x7F; b[1] = 'E'; b[2] = 'L'; b[3] = 'F';
+    b[4] = 2; b[5] = 1; b[6] = 1;
     put_u16(b, 16, 2);
     put_u16(b, 18, 62);
     put_u32(b, 20, 1);
@@ -113,8 +108,7 @@ TEST(ElfLoader, RejectsSegmentsOutsideFileOrRam) {
 }
 
 TEST(ElfLoader, RejectsOverlapBadEntryAndNoSegments) {
-    auto overlap =
-        make_elf({{1, 5, 0x1000, 0x100000, 0x1000, 0x2000}, {1, 6, 0x2000, 0x101000, 0x100, 0x100}}, 0x100000);
+    auto overlap = make_elf({{1, 5, 0x1000, 0x100000, 0x1000, 0x2000}, {1, 6, 0x2000, 0x101000, 0x100, 0x100}}, 0x100000);
     EXPECT_EQ(parse_elf(overlap.data(), overlap.size(), kMiB, 16 * kMiB).error().code, Errc::overlap);
     auto entry_data = make_elf(kGood, 0x101100);  // inside the RW, non-executable segment
     EXPECT_STREQ(parse_elf(entry_data.data(), entry_data.size(), kMiB, 16 * kMiB).error().detail,

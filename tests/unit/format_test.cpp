@@ -19,8 +19,7 @@ TEST(Format, IntegersHexAndPadding) {
 
 TEST(Format, StringsPointersAndPercent) {
     char buf[64];
-    hv::format(buf, sizeof buf, "%s %c %% %p %s", "hi", 'x', reinterpret_cast<void*>(0x10),
-               static_cast<const char*>(nullptr));
+    hv::format(buf, sizeof buf, "%s %c %% %p %s", "hi", 'x', reinterpret_cast<void*>(0x10), static_cast<const char*>(nullptr));
     EXPECT_STREQ(buf, "hi x % 0x10 (null)");
 }
 

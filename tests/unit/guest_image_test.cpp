@@ -65,9 +65,7 @@ TEST(GuestImage, TwoGibGuestGetsTwoPageDirectories) {
     std::vector<uint8_t> image(0x2000, 0x90);
     hv::abi::BootInfo info{};
     GuestMemory mem(ram.data(), ram.size());
-    ASSERT_TRUE(
-        load_guest_image(mem, one_segment(hv::abi::kImageBase, 0x1000, 0x10, 0x10), image.data(), image.size(), info)
-            .ok());
+    ASSERT_TRUE(load_guest_image(mem, one_segment(hv::abi::kImageBase, 0x1000, 0x10, 0x10), image.data(), image.size(), info).ok());
     EXPECT_EQ(u64(ram, hv::abi::kPdptGpa + 8), (hv::abi::kPdGpa + 0x1000) | 3);
     EXPECT_EQ(u64(ram, hv::abi::kPdGpa + 0x1000), (1ull << 30) | 0x83);
     EXPECT_EQ(u64(ram, hv::abi::kPdGpa + 0x1000 + 8), 0u);
@@ -78,15 +76,12 @@ TEST(GuestImage, RefusesRamThatCannotHoldTheLayout) {
     std::vector<uint8_t> image(0x2000, 0);
     hv::abi::BootInfo info{};
     GuestMemory small(ram.data(), ram.size());
-    auto r =
-        load_guest_image(small, one_segment(hv::abi::kImageBase, 0x1000, 0x10, 0x10), image.data(), image.size(), info);
+    auto r = load_guest_image(small, one_segment(hv::abi::kImageBase, 0x1000, 0x10, 0x10), image.data(), image.size(), info);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().code, hv::Errc::invalid_argument);
     std::vector<uint8_t> odd(3 * kMiB, 0);
     GuestMemory unaligned(odd.data(), odd.size());
-    EXPECT_FALSE(load_guest_image(unaligned, one_segment(hv::abi::kImageBase, 0x1000, 0x10, 0x10), image.data(),
-                                  image.size(), info)
-                     .ok());
+    EXPECT_FALSE(load_guest_image(unaligned, one_segment(hv::abi::kImageBase, 0x1000, 0x10, 0x10), image.data(), image.size(), info).ok());
 }
 
 TEST(GuestImage, SegmentOutsideRamOrImageIsRefused) {
@@ -94,11 +89,8 @@ TEST(GuestImage, SegmentOutsideRamOrImageIsRefused) {
     std::vector<uint8_t> image(0x2000, 0);
     hv::abi::BootInfo info{};
     GuestMemory mem(ram.data(), ram.size());
-    EXPECT_FALSE(
-        load_guest_image(mem, one_segment(4 * kMiB - 0x10, 0x1000, 0x10, 0x20), image.data(), image.size(), info).ok());
-    EXPECT_FALSE(
-        load_guest_image(mem, one_segment(hv::abi::kImageBase, 0x1F00, 0x200, 0x200), image.data(), image.size(), info)
-            .ok());
+    EXPECT_FALSE(load_guest_image(mem, one_segment(4 * kMiB - 0x10, 0x1000, 0x10, 0x20), image.data(), image.size(), info).ok());
+    EXPECT_FALSE(load_guest_image(mem, one_segment(hv::abi::kImageBase, 0x1F00, 0x200, 0x200), image.data(), image.size(), info).ok());
 }
 
 TEST(GuestMemoryView, BoundsAndOverflow) {

@@ -11,9 +11,7 @@
 namespace hv::mm {
 
 // Found by ADL for readable failure messages.
-void PrintTo(const Range& r, std::ostream* os) {
-    *os << std::hex << "[0x" << r.base << ",0x" << r.end << ")";
-}
+void PrintTo(const Range& r, std::ostream* os) { *os << std::hex << "[0x" << r.base << ",0x" << r.end << ")"; }
 
 namespace {
 
@@ -58,6 +56,7 @@ std::vector<Range> free_of(const MemoryMap& m, const std::vector<Range>& reserve
     return std::vector<Range>(out, out + *r);
 }
 
+
 TEST(MemoryMap, EmptyInputGivesEmptyMap) {
     auto m = build({});
     EXPECT_EQ(m->count(), 0u);
@@ -68,9 +67,10 @@ TEST(MemoryMap, EmptyInputGivesEmptyMap) {
 
 TEST(MemoryMap, UnsortedInputIsSorted) {
     auto m = build({{0x100000, 0x7ef0000, U}, {0xfffc0000, 0x40000, R}, {0, 0x9fc00, U}, {0x9fc00, 0x400, R}});
-    EXPECT_EQ(segs(*m),
-              (std::vector<Seg>{
-                  {0, 0x9fc00, U}, {0x9fc00, 0xa0000, R}, {0x100000, 0x7ff0000, U}, {0xfffc0000, 0x100000000, R}}));
+    EXPECT_EQ(segs(*m), (std::vector<Seg>{{0, 0x9fc00, U},
+                                          {0x9fc00, 0xa0000, R},
+                                          {0x100000, 0x7ff0000, U},
+                                          {0xfffc0000, 0x100000000, R}}));
     EXPECT_EQ(m->overlaps(), 0u);
     EXPECT_EQ(m->invalid(), 0u);
 }
@@ -99,8 +99,7 @@ TEST(MemoryMap, RestrictivenessOrder) {
             auto m = build(in);
             MemType shown = c.strong == unknown ? R : c.strong;
             MemType weak = c.weak == unknown ? R : c.weak;
-            EXPECT_EQ(segs(*m),
-                      (std::vector<Seg>{{0x1000, 0x2000, weak}, {0x2000, 0x3000, shown}, {0x3000, 0x4000, weak}}))
+            EXPECT_EQ(segs(*m), (std::vector<Seg>{{0x1000, 0x2000, weak}, {0x2000, 0x3000, shown}, {0x3000, 0x4000, weak}}))
                 << static_cast<uint32_t>(c.weak) << " vs " << static_cast<uint32_t>(c.strong);
             EXPECT_EQ(m->overlaps(), 1u);
         }
@@ -120,8 +119,7 @@ TEST(MemoryMap, AdjacentSameTypeMergedButNotAcrossGapsOrTypes) {
                     {0x3000, 0x1000, R},
                     {0x4000, 0x1000, U},
                     {0x6000, 0x1000, U}});
-    EXPECT_EQ(segs(*m),
-              (std::vector<Seg>{{0, 0x2000, U}, {0x2000, 0x4000, R}, {0x4000, 0x5000, U}, {0x6000, 0x7000, U}}));
+    EXPECT_EQ(segs(*m), (std::vector<Seg>{{0, 0x2000, U}, {0x2000, 0x4000, R}, {0x4000, 0x5000, U}, {0x6000, 0x7000, U}}));
     EXPECT_EQ(m->overlaps(), 0u);
 }
 

@@ -32,9 +32,7 @@ struct Entry {
 };
 
 // BootInfo is ~7 KiB: keep it off the test stack.
-std::unique_ptr<BootInfo> make_info() {
-    return std::make_unique<BootInfo>();
-}
+std::unique_ptr<BootInfo> make_info() { return std::make_unique<BootInfo>(); }
 
 // ---------------------------------------------------------------------------
 // Multiboot 1 builder: the 116-byte info structure plus the things it points to.
@@ -119,7 +117,8 @@ TEST(Multiboot1, FullInfoWithMmapModulesCmdlineAndLoaderName) {
     b.loader_name(0x10100, "GRUB 2.06");
     b.modules(0x11000, 0x11100, {{0x200000, 0x201234, "guest0.cfg"}, {0x300000, 0x300000, ""}});
     // Second entry has size 24: a loader appending a field; we must step over it.
-    b.mmap(0x12000, {{0x0, 0x9fc00, 1}, {0x9fc00, 0x400, 2}, {0x100000, 0x7ee0000, 1}, {0xfec00000, 0x1000, 3}},
+    b.mmap(0x12000,
+           {{0x0, 0x9fc00, 1}, {0x9fc00, 0x400, 2}, {0x100000, 0x7ee0000, 1}, {0xfec00000, 0x1000, 3}},
            {20, 24, 20, 20});
     auto info = make_info();
     auto r = parse_boot_info(b.build(), kMultiboot1Magic, Mb1Builder::kInfo, *info);
@@ -424,8 +423,8 @@ class Mb2Builder {
         b_.resize((b_.size() + 7) & ~size_t{7}, 0);
         size_t off = b_.size();
         put_u32(b_, off, type);
-        put_u32(b_, off + 4,
-                size_override >= 0 ? static_cast<uint32_t>(size_override) : static_cast<uint32_t>(8 + payload.size()));
+        put_u32(b_, off + 4, size_override >= 0 ? static_cast<uint32_t>(size_override)
+                                                : static_cast<uint32_t>(8 + payload.size()));
         b_.insert(b_.end(), payload.begin(), payload.end());
         return off;
     }

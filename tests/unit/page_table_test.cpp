@@ -76,8 +76,7 @@ uint64_t raw_entry(FakeMemory& mem, uint64_t root, uint64_t virt, int level) {
 }
 
 constexpr MapAttrs kText{.write = false, .exec = true, .user = false, .global = true, .cache = CacheMode::write_back};
-constexpr MapAttrs kRodata{
-    .write = false, .exec = false, .user = false, .global = true, .cache = CacheMode::write_back};
+constexpr MapAttrs kRodata{.write = false, .exec = false, .user = false, .global = true, .cache = CacheMode::write_back};
 constexpr MapAttrs kData{.write = true, .exec = false, .user = false, .global = true, .cache = CacheMode::write_back};
 constexpr MapAttrs kMmio{.write = true, .exec = false, .user = false, .global = false, .cache = CacheMode::uncacheable};
 
@@ -294,8 +293,8 @@ TEST(PageTable, UncacheableAndWriteCombiningSetPcdAndPwt) {
 TEST(PageTable, OverlapRejectedWithoutChanges) {
     FakeMemory mem(16);
     PageTable pt(mem);
-    ASSERT_TRUE(pt.map(0x20'0000, 0x20'0000, k2M, kData).ok());  // one 2M page
-    ASSERT_TRUE(pt.map(0x60'0000, 0x60'0000, k4K, kData).ok());  // 4K in a new PT
+    ASSERT_TRUE(pt.map(0x20'0000, 0x20'0000, k2M, kData).ok());     // one 2M page
+    ASSERT_TRUE(pt.map(0x60'0000, 0x60'0000, k4K, kData).ok());     // 4K in a new PT
     const uint64_t tables = pt.tables_used();
     const size_t allocations = mem.allocations();
 
@@ -306,13 +305,13 @@ TEST(PageTable, OverlapRejectedWithoutChanges) {
         uint64_t reported;
     };
     const Case cases[] = {
-        {0x20'0000, k2M, PageSize::size_1g, 0x20'0000},        // same range
-        {0x20'1000, k4K, PageSize::size_1g, 0x20'1000},        // 4K inside the 2M page
-        {0x20'0000, k2M, PageSize::size_4k, 0x20'0000},        // 4K pages over the 2M page
-        {0x10'0000, 0x20'0000, PageSize::size_1g, 0x20'0000},  // free head, overlapping tail
-        {0x60'0000, k2M, PageSize::size_1g, 0x60'0000},        // 2M page over a PT in use
-        {0x5F'F000, 2 * k4K, PageSize::size_1g, 0x60'0000},    // straddles into the 4K page
-        {0, k1G, PageSize::size_1g, 0},                        // 1G page over the PD in use
+        {0x20'0000, k2M, PageSize::size_1g, 0x20'0000},          // same range
+        {0x20'1000, k4K, PageSize::size_1g, 0x20'1000},          // 4K inside the 2M page
+        {0x20'0000, k2M, PageSize::size_4k, 0x20'0000},          // 4K pages over the 2M page
+        {0x10'0000, 0x20'0000, PageSize::size_1g, 0x20'0000},    // free head, overlapping tail
+        {0x60'0000, k2M, PageSize::size_1g, 0x60'0000},          // 2M page over a PT in use
+        {0x5F'F000, 2 * k4K, PageSize::size_1g, 0x60'0000},      // straddles into the 4K page
+        {0, k1G, PageSize::size_1g, 0},                          // 1G page over the PD in use
     };
     for (const Case& c : cases) {
         const auto r = pt.map(c.virt, 0x1'0000'0000 + c.virt, c.size, kData, c.max_page);
@@ -341,18 +340,18 @@ TEST(PageTable, InvalidArgumentsRejected) {
         PageSize max_page;
     };
     const Case cases[] = {
-        {0, 0, 0, PageSize::size_1g},                               // size 0
-        {0x1001, 0, k4K, PageSize::size_1g},                        // unaligned virt
-        {0, 0x1001, k4K, PageSize::size_1g},                        // unaligned phys
-        {0, 0, 0x1800, PageSize::size_1g},                          // unaligned size
-        {0x0000'8000'0000'0000ull, 0, k4K, PageSize::size_1g},      // non-canonical
-        {0xFFFF'7FFF'FFFF'F000ull, 0, k4K, PageSize::size_1g},      // non-canonical
-        {0x0000'7FFF'FFFF'F000ull, 0, 2 * k4K, PageSize::size_1g},  // runs into the hole
-        {0xFFFF'FFFF'FFFF'F000ull, 0, 2 * k4K, PageSize::size_1g},  // wraps past 2^64
-        {0, 1ull << 52, k4K, PageSize::size_1g},                    // phys beyond 52 bits
-        {0, (1ull << 52) - k4K, 2 * k4K, PageSize::size_1g},        // phys range crosses 2^52
-        {0, 0xFFFF'FFFF'FFFF'F000ull, 2 * k4K, PageSize::size_1g},  // phys wraps
-        {0, 0, k4K, static_cast<PageSize>(0x3000)},                 // not a page size
+        {0, 0, 0, PageSize::size_1g},                                      // size 0
+        {0x1001, 0, k4K, PageSize::size_1g},                               // unaligned virt
+        {0, 0x1001, k4K, PageSize::size_1g},                               // unaligned phys
+        {0, 0, 0x1800, PageSize::size_1g},                                 // unaligned size
+        {0x0000'8000'0000'0000ull, 0, k4K, PageSize::size_1g},             // non-canonical
+        {0xFFFF'7FFF'FFFF'F000ull, 0, k4K, PageSize::size_1g},             // non-canonical
+        {0x0000'7FFF'FFFF'F000ull, 0, 2 * k4K, PageSize::size_1g},         // runs into the hole
+        {0xFFFF'FFFF'FFFF'F000ull, 0, 2 * k4K, PageSize::size_1g},         // wraps past 2^64
+        {0, 1ull << 52, k4K, PageSize::size_1g},                           // phys beyond 52 bits
+        {0, (1ull << 52) - k4K, 2 * k4K, PageSize::size_1g},               // phys range crosses 2^52
+        {0, 0xFFFF'FFFF'FFFF'F000ull, 2 * k4K, PageSize::size_1g},         // phys wraps
+        {0, 0, k4K, static_cast<PageSize>(0x3000)},                        // not a page size
     };
     for (const Case& c : cases) {
         const auto r = pt.map(c.virt, c.phys, c.size, kData, c.max_page);
@@ -533,10 +532,10 @@ TEST(PageTable, KernelLikeLayout) {
         EXPECT_EQ(t->attrs.cache, e.cache) << std::hex << e.virt;
         EXPECT_FALSE(t->attrs.write && t->attrs.exec) << std::hex << e.virt;  // W^X
     }
-    const uint64_t unmapped[] = {
-        0x0,         0xF'F000,   0x20'0000, kDirect + 0x9'F000, kDirect + 0xBFFE'0000, kDirect + 0xC000'0000,
-        0xFEC0'1000, 0xFE00'0000};
-    for (uint64_t virt : unmapped) expect_unmapped(pt, virt);
+    const uint64_t unmapped[] = {0x0,          0xF'F000,    0x20'0000,   kDirect + 0x9'F000, kDirect + 0xBFFE'0000,
+                                 kDirect + 0xC000'0000, 0xFEC0'1000, 0xFE00'0000};
+    for (uint64_t virt : unmapped)
+        expect_unmapped(pt, virt);
 }
 
 }  // namespace

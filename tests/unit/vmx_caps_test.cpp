@@ -6,8 +6,8 @@
 
 namespace {
 
-using hv::vmx::decide_feature_control;
 using hv::vmx::decode;
+using hv::vmx::decide_feature_control;
 using hv::vmx::FeatureControlState;
 using hv::vmx::RawCaps;
 using hv::vmx::VmxCaps;
@@ -30,9 +30,7 @@ constexpr uint64_t kEntry = 0x0003'FFFF'0000'11FFull;
 constexpr uint64_t kTrueEntry = 0x0003'FFFF'0000'11FBull;
 constexpr uint64_t kMisc = 0x0000'0000'7004'C1E7ull;
 
-constexpr uint32_t bit(unsigned n) {
-    return 1u << n;
-}
+constexpr uint32_t bit(unsigned n) { return 1u << n; }
 
 RawCaps skylake_x() {
     RawCaps raw{};
@@ -124,13 +122,13 @@ TEST(VmxCaps, FeatureControlDecisions) {
         uint64_t value_to_write;
     };
     const Case cases[] = {
-        {0, FeatureControlState::needs_enable, 5},          // untouched by firmware
-        {1, FeatureControlState::disabled_by_firmware, 0},  // locked, VMX off
-        {3, FeatureControlState::disabled_by_firmware, 0},  // locked, VMX only inside SMX
+        {0, FeatureControlState::needs_enable, 5},                 // untouched by firmware
+        {1, FeatureControlState::disabled_by_firmware, 0},         // locked, VMX off
+        {3, FeatureControlState::disabled_by_firmware, 0},         // locked, VMX only inside SMX
         {5, FeatureControlState::enabled_locked, 0},
         {7, FeatureControlState::enabled_locked, 0},
-        {4, FeatureControlState::needs_enable, 5},                // enabled but not locked yet
-        {0x4'0002, FeatureControlState::needs_enable, 0x4'0007},  // firmware's other bits kept
+        {4, FeatureControlState::needs_enable, 5},                 // enabled but not locked yet
+        {0x4'0002, FeatureControlState::needs_enable, 0x4'0007},   // firmware's other bits kept
     };
     for (const Case& c : cases) {
         const auto d = decide_feature_control(c.msr);
@@ -174,7 +172,7 @@ TEST(VmxCaps, WithoutSecondaryControlsNoEptOrVpid) {
 
 TEST(VmxCaps, EptWithoutUnrestrictedGuestOr1GiBPages) {
     RawCaps raw = skylake_x();
-    raw.procbased2 = uint64_t{bit(1) | bit(5)} << 32;                               // EPT and VPID only
+    raw.procbased2 = uint64_t{bit(1) | bit(5)} << 32;  // EPT and VPID only
     raw.ept_vpid = kBochsEptVpidCap & ~(uint64_t{1} << 17) & ~(uint64_t{1} << 21);  // no 1G, no A/D
     const VmxCaps c = decode(raw);
     EXPECT_TRUE(c.secondary_ctls);

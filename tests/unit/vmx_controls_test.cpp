@@ -83,8 +83,7 @@ TEST(VmxControls, BochsSkylakeGetsEveryControlWeAskFor) {
     EXPECT_EQ(c->proc & proc_want, proc_want);
     // With TRUE controls, CR3 exiting (default-1 in the old MSR) is cleared: EPT makes it pointless.
     EXPECT_EQ(c->proc & (proc::CR3_LOAD_EXITING | proc::CR3_STORE_EXITING), 0u);
-    EXPECT_NE(static_cast<uint32_t>(raw.procbased) & proc::CR3_LOAD_EXITING, 0u)
-        << "capture should default CR3 exiting on";
+    EXPECT_NE(static_cast<uint32_t>(raw.procbased) & proc::CR3_LOAD_EXITING, 0u) << "capture should default CR3 exiting on";
     uint32_t proc2_want = proc2::ENABLE_EPT | proc2::ENABLE_VPID | proc2::UNRESTRICTED_GUEST;
     EXPECT_EQ(c->proc2 & proc2_want, proc2_want);
     uint32_t exit_want = exit_ctl::HOST_ADDRESS_SPACE_SIZE | exit_ctl::ACK_INTERRUPT_ON_EXIT |
