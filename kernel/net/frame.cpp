@@ -5,6 +5,10 @@ namespace hv::net {
 uint32_t copy_view(const FrameView& f, uint32_t offset, uint8_t* dst, uint32_t n) {
     if (offset >= f.len) return 0;
     if (n > f.len - offset) n = f.len - offset;
+    if (f.count == 1 && f.segs[0].len >= f.len) {  // the common case: one contiguous buffer
+        __builtin_memcpy(dst, f.segs[0].data + offset, n);
+        return n;
+    }
     uint32_t done = 0;
     // Skip whole segments before offset, then copy piece by piece.
     for (uint32_t i = 0; i < f.count && done < n; ++i) {
