@@ -914,3 +914,19 @@ TEST(Switch, TwoSendersOnTwoThreadsIntoOneReceiver) {
     EXPECT_EQ(n.counters(b).rx_packets, uint64_t(kFrames));
     EXPECT_EQ(n.port(a).delivered + n.port(b).delivered, 0u);
 }
+
+TEST(VlanSet, AddRemoveRangeAndCount) {
+    VlanSet s;
+    EXPECT_TRUE(s.empty());
+    s.add_range(100, 199);
+    s.add(4094);
+    s.add(4096);  // out of range: ignored
+    EXPECT_EQ(s.count(), 101u);
+    EXPECT_TRUE(s.contains(100) && s.contains(199) && s.contains(4094));
+    EXPECT_FALSE(s.contains(99) || s.contains(200) || s.contains(4096));
+    s.remove(150);
+    EXPECT_FALSE(s.contains(150));
+    EXPECT_EQ(s.count(), 100u);
+    s.clear();
+    EXPECT_TRUE(s.empty());
+}
