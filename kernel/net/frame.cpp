@@ -2,6 +2,15 @@
 
 namespace hv::net {
 
+const char* deliver_result_name(DeliverResult r) {
+    switch (r) {
+        case DeliverResult::delivered: return "delivered";
+        case DeliverResult::no_buffer: return "no_buffer";
+        case DeliverResult::down: return "down";
+    }
+    return "unknown";
+}
+
 uint32_t copy_view(const FrameView& f, uint32_t offset, uint8_t* dst, uint32_t n) {
     if (offset >= f.len) return 0;
     if (n > f.len - offset) n = f.len - offset;

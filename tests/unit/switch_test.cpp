@@ -809,6 +809,8 @@ TEST(Switch, EnumNamesAreDistinct) {
     EXPECT_STREQ(vlan_mode_name(VlanMode::trunk), "trunk");
     EXPECT_STREQ(mirror_dir_name(MirrorDir::both), "both");
     EXPECT_STREQ(learn_result_name(LearnResult::static_conflict), "static_conflict");
+    EXPECT_STREQ(source_state_name(SourceState::other_static), "other_static");
+    EXPECT_STREQ(deliver_result_name(DeliverResult::no_buffer), "no_buffer");
 }
 
 TEST(Switch, MirrorSessionsCaptureIngressAsSentAndEgressAsDelivered) {
