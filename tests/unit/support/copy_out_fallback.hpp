@@ -5,14 +5,22 @@
 // symbol alone (no duplicate definition either way). Include from exactly one
 // .cpp per test binary.
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 
 #include "kernel/net/frame.hpp"
 
+namespace hv::test {
+// Called at the start of every fallback copy_out(): lets a test hold a
+// deliver() in the middle of its work (only while this fallback is linked).
+inline std::atomic<void (*)()> copy_out_hook{nullptr};
+}  // namespace hv::test
+
 namespace hv::net {
 
 __attribute__((weak)) uint32_t copy_out(const OutFrame& f, uint32_t offset, uint8_t* dst, uint32_t n) {
+    if (void (*hook)() = hv::test::copy_out_hook.load()) hook();
     uint32_t done = 0;
     // The switch's private head first...
     while (done < n && offset < f.head_len) {
