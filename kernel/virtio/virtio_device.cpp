@@ -71,6 +71,14 @@ bool Device::write_status_locked(uint8_t s) {
         return false;
     }
     const uint8_t added = s & static_cast<uint8_t>(~status_);
+    // §2.1: DEVICE_NEEDS_RESET is the device's to set, and bits 4 and 5 mean
+    // nothing. A driver setting one would make a running device look broken
+    // (and a later mark_broken() skip stopping it): refuse the write.
+    constexpr uint8_t kDriverBits = ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK | FAILED;
+    if (added & static_cast<uint8_t>(~kDriverBits)) {
+        ++ignored_writes_;
+        return false;
+    }
     if (added & FAILED) {  // the driver gave up: stop using the queues
         halt();
         status_ = s;

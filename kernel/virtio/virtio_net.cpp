@@ -300,4 +300,13 @@ VirtioNetCounters VirtioNet::counters() const {
     return c;
 }
 
+VirtioNetQueueState VirtioNet::queue_state(uint16_t q) {
+    if (q != kRxQueue && q != kTxQueue) return VirtioNetQueueState{};
+    const bool rx = q == kRxQueue;
+    Spinlock& lock = rx ? rx_lock_ : tx_lock_;
+    const SplitQueue& sq = rx ? rx_ : tx_;
+    LockGuard g(lock);
+    return VirtioNetQueueState{rx ? rx_ready_ : tx_ready_, sq.size(), sq.last_avail(), sq.published_used()};
+}
+
 }  // namespace hv::virtio

@@ -96,6 +96,14 @@ struct VirtioNetCounters {
     uint64_t config_writes_ignored;
 };
 
+// Where one queue stands (for the console and for invariant checks).
+struct VirtioNetQueueState {
+    bool ready;  // bound and usable
+    uint16_t size;
+    uint16_t last_avail;  // next available-ring slot the device will read
+    uint16_t used;        // used.idx as published to the driver
+};
+
 class VirtioNet final : public Device, public net::PortDriver {
   public:
     static constexpr uint16_t kDeviceId = 1;  // §5.1.1
@@ -132,6 +140,9 @@ class VirtioNet final : public Device, public net::PortDriver {
     bool poll_tx();
 
     VirtioNetCounters counters() const;
+    // Taken under the queue's lock. Between calls into the device every chain
+    // it took has been returned: last_avail == used while ready.
+    VirtioNetQueueState queue_state(uint16_t q);
 
   private:
     static constexpr int kTxRounds = 2;

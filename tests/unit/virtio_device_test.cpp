@@ -116,6 +116,23 @@ TEST(VirtioDevice, ClearingBitsWithoutResetIsIgnored) {
     EXPECT_EQ(f.dev.ignored_writes(), 1u);
 }
 
+TEST(VirtioDevice, TheDriverCannotSetDeviceOrUndefinedBits) {
+    Fixture f;
+    f.bring_up();
+    const uint8_t ok = ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK;
+    for (uint8_t bit : {uint8_t{DEVICE_NEEDS_RESET}, uint8_t{16}, uint8_t{32}}) {
+        f.dev.write_status(ok | bit);
+        EXPECT_EQ(f.dev.status(), ok) << int{bit};
+    }
+    EXPECT_EQ(f.dev.ignored_writes(), 3u);
+    EXPECT_EQ(f.dev.stops, 0);
+    // Once the device set DEVICE_NEEDS_RESET, a read-modify-write by the
+    // driver (Linux: get_status() | FAILED) carries it along and is accepted.
+    f.dev.mark_broken(BrokenReason::bad_descriptor);
+    f.dev.write_status(f.dev.status() | FAILED);
+    EXPECT_EQ(f.dev.status(), ok | DEVICE_NEEDS_RESET | FAILED);
+}
+
 TEST(VirtioDevice, FeatureSubsetsTheDeviceRefuses) {
     struct Case {
         const char* what;

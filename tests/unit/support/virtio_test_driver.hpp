@@ -14,6 +14,19 @@
 #include "kernel/guest/guest_memory.hpp"
 #include "kernel/virtio/virtqueue.hpp"
 
+// Under AddressSanitizer the guard zones are also poisoned, so the first
+// stray access (a read too) is reported where it happens.
+#if defined(__SANITIZE_ADDRESS__)
+#define HV_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HV_TEST_ASAN 1
+#endif
+#endif
+#if defined(HV_TEST_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace hv::test {
 
 // Guest RAM [0, size) inside a larger allocation: the guard zones on both
@@ -27,7 +40,11 @@ class FakeGuestRam {
     explicit FakeGuestRam(uint64_t bytes) : buf_(bytes + 2 * kGuard, 0), size_(bytes) {
         std::memset(buf_.data(), kGuardByte, kGuard);
         std::memset(buf_.data() + kGuard + size_, kGuardByte, kGuard);
+        poison(true);
     }
+    ~FakeGuestRam() { poison(false); }
+    FakeGuestRam(const FakeGuestRam&) = delete;
+    FakeGuestRam& operator=(const FakeGuestRam&) = delete;
 
     guest::GuestMemory memory() { return guest::GuestMemory(ram(), size_); }
     uint8_t* ram() { return buf_.data() + kGuard; }
@@ -50,14 +67,30 @@ class FakeGuestRam {
         return v;
     }
 
-    bool guards_intact() const {
+    bool guards_intact() {
+        poison(false);
+        bool ok = true;
         for (size_t i = 0; i < kGuard; ++i) {
-            if (buf_[i] != kGuardByte || buf_[kGuard + size_ + i] != kGuardByte) return false;
+            if (buf_[i] != kGuardByte || buf_[kGuard + size_ + i] != kGuardByte) ok = false;
         }
-        return true;
+        poison(true);
+        return ok;
     }
 
   private:
+    void poison(bool on) {
+#if defined(HV_TEST_ASAN)
+        if (on) {
+            ASAN_POISON_MEMORY_REGION(buf_.data(), kGuard);
+            ASAN_POISON_MEMORY_REGION(buf_.data() + kGuard + size_, kGuard);
+        } else {
+            ASAN_UNPOISON_MEMORY_REGION(buf_.data(), buf_.size());
+        }
+#else
+        (void)on;
+#endif
+    }
+
     std::vector<uint8_t> buf_;
     uint64_t size_;
 };
