@@ -134,6 +134,15 @@ void Device::write_queue(uint16_t q, const QueueConfig& cfg) {
 }
 
 void Device::mark_broken(BrokenReason reason) {
+    bool notify;
+    {
+        LockGuard g(ctl_lock_);
+        notify = mark_broken_locked(reason);
+    }
+    if (notify && transport_) transport_->interrupt_config();
+}
+
+void Device::mark_broken_if_running(BrokenReason reason) {
     bool notify = false;
     {
         LockGuard g(ctl_lock_);

@@ -112,10 +112,8 @@ class Device {
     uint8_t config_generation() const { return config_generation_; }
     // Sets DEVICE_NEEDS_RESET, stops the device, counts the reason and tells
     // the driver (§2.1.2). The guest can recover only by resetting the device.
-    // For the data paths of a running device: a report that arrives after a
-    // reset or FAILED is only counted. May be called from any CPU (a receive
-    // path runs on the sender's CPU), but not from inside start() or stop(),
-    // nor with a data-path lock held.
+    // May be called from any CPU, but not from inside start() or stop(), nor
+    // with a data-path lock held.
     void mark_broken(BrokenReason reason);
     BrokenReason broken_reason() const { return broken_; }
     uint64_t broken_count(BrokenReason r) const { return broken_counts_[static_cast<size_t>(r)]; }
@@ -129,6 +127,10 @@ class Device {
 
     // start() ran and stop() has not: the data path may run.
     bool running() const { return running_; }
+    // mark_broken() for a device type's data path, which may run on another
+    // CPU and report an error just after a reset stopped it: applies only
+    // while the device runs (otherwise the report is only counted).
+    void mark_broken_if_running(BrokenReason reason);
 
   private:
     void reset();

@@ -145,7 +145,7 @@ bool VirtioNet::process_tx(bool notified) {
     }
     if (irq) send_interrupt(kTxQueue);
     if (sent && tx_handler_ != nullptr) tx_handler_->transmit_done();
-    if (broken != BrokenReason::none) mark_broken(broken);
+    if (broken != BrokenReason::none) mark_broken_if_running(broken);
     return more;
 }
 
@@ -195,7 +195,7 @@ net::DeliverResult VirtioNet::deliver(const net::OutFrame& f) {
         if (!rx_ready_) return net::DeliverResult::down;
         r = receive_locked(f, broken);
     }
-    if (broken != BrokenReason::none) mark_broken(broken);
+    if (broken != BrokenReason::none) mark_broken_if_running(broken);
     return r;
 }
 

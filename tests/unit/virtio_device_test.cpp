@@ -41,6 +41,7 @@ class FakeDevice final : public Device {
     void start() override { ++starts; }
     void stop() override { ++stops; }
     void queue_notify(uint16_t) override {}
+    using Device::mark_broken_if_running;  // what a data path calls
 
     bool refuse = false;
     uint64_t last_accepted = 0;
@@ -230,15 +231,34 @@ TEST(VirtioDevice, MarkBrokenStopsAndNotifiesOnce) {
     EXPECT_EQ(f.transport.config_irqs, 1);
 }
 
-TEST(VirtioDevice, LateBrokenReportAfterResetIsOnlyCounted) {
+TEST(VirtioDevice, LateDataPathReportAfterResetIsOnlyCounted) {
     Fixture f;
     f.bring_up();
     f.dev.write_status(0);
-    f.dev.mark_broken(BrokenReason::bad_avail_index);
+    f.dev.mark_broken_if_running(BrokenReason::bad_avail_index);
     EXPECT_EQ(f.dev.status(), 0);
     EXPECT_EQ(f.dev.broken_reason(), BrokenReason::none);
     EXPECT_EQ(f.dev.broken_count(BrokenReason::bad_avail_index), 1u);
     EXPECT_EQ(f.transport.config_irqs, 0);
+    // While running it is mark_broken().
+    f.bring_up();
+    f.dev.mark_broken_if_running(BrokenReason::bad_descriptor);
+    EXPECT_NE(f.dev.status() & DEVICE_NEEDS_RESET, 0);
+    EXPECT_EQ(f.dev.stops, 2);
+    EXPECT_EQ(f.transport.config_irqs, 1);
+}
+
+TEST(VirtioDevice, TransportMayBreakTheDeviceBeforeDriverOk) {
+    // virtio-pci does, for a queue enabled with an invalid size.
+    Fixture f;
+    f.negotiate();
+    f.dev.mark_broken(BrokenReason::bad_queue_config);
+    EXPECT_NE(f.dev.status() & DEVICE_NEEDS_RESET, 0);
+    EXPECT_EQ(f.dev.stops, 0);
+    EXPECT_EQ(f.transport.config_irqs, 1);
+    // DRIVER_OK is refused from then on.
+    f.dev.write_status(f.dev.status() | DRIVER_OK);
+    EXPECT_EQ(f.dev.starts, 0);
 }
 
 TEST(VirtioDevice, ResetClearsEverythingAndReinitWorks) {
