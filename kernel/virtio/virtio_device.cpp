@@ -51,21 +51,38 @@ void Device::reset() {
 }
 
 void Device::write_status(uint8_t s) {
+    bool notify;
+    {
+        LockGuard g(ctl_lock_);
+        notify = write_status_locked(s);
+    }
+    if (notify && transport_) transport_->interrupt_config();
+}
+
+bool Device::write_status_locked(uint8_t s) {
     if (s == 0) {  // §2.1.2: writing 0 resets the device
         reset();
-        return;
+        return false;
     }
     // §3.1.1: the driver only ever adds bits; clearing one without a reset is
     // a driver bug we refuse (and count) rather than guess at.
     if ((s & status_) != status_) {
         ++ignored_writes_;
-        return;
+        return false;
     }
     const uint8_t added = s & static_cast<uint8_t>(~status_);
+    // §2.1: DEVICE_NEEDS_RESET is the device's to set, and bits 4 and 5 mean
+    // nothing. A driver setting one would make a running device look broken
+    // (and a later mark_broken() skip stopping it): refuse the write.
+    constexpr uint8_t kDriverBits = ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK | FAILED;
+    if (added & static_cast<uint8_t>(~kDriverBits)) {
+        ++ignored_writes_;
+        return false;
+    }
     if (added & FAILED) {  // the driver gave up: stop using the queues
         halt();
         status_ = s;
-        return;
+        return false;
     }
     if (added & FEATURES_OK) {
         // §2.2.2: the device may refuse the subset by leaving FEATURES_OK clear.
@@ -77,23 +94,24 @@ void Device::write_status(uint8_t s) {
     if (added & DRIVER_OK) {
         if (!(s & FEATURES_OK) || (status_ & DEVICE_NEEDS_RESET)) {
             ++ignored_writes_;
-            return;
+            return false;
         }
         status_ = s;
         for (uint16_t i = 0; i < queue_count(); ++i) {
             if (queues_[i].enabled && !queue_valid(queues_[i], queue_max_size(i), mem_)) {
-                mark_broken(BrokenReason::bad_queue_config);
-                return;
+                return mark_broken_locked(BrokenReason::bad_queue_config);
             }
         }
         running_ = true;
         start();
-        return;
+        return false;
     }
     status_ = s;
+    return false;
 }
 
 void Device::write_driver_features(uint64_t features) {
+    LockGuard g(ctl_lock_);
     if (status_ & FEATURES_OK) {  // §3.1.1: features are fixed once FEATURES_OK is set
         ++ignored_writes_;
         return;
@@ -107,6 +125,7 @@ QueueConfig Device::queue(uint16_t q) const {
 }
 
 void Device::write_queue(uint16_t q, const QueueConfig& cfg) {
+    LockGuard g(ctl_lock_);
     if (q >= queue_count() || q >= kMaxQueues || (status_ & DRIVER_OK) || queues_[q].enabled) {
         ++ignored_writes_;
         return;
@@ -115,12 +134,38 @@ void Device::write_queue(uint16_t q, const QueueConfig& cfg) {
 }
 
 void Device::mark_broken(BrokenReason reason) {
+    bool notify;
+    {
+        LockGuard g(ctl_lock_);
+        notify = mark_broken_locked(reason);
+    }
+    if (notify && transport_) transport_->interrupt_config();
+}
+
+void Device::mark_broken_if_running(BrokenReason reason) {
+    bool notify = false;
+    {
+        LockGuard g(ctl_lock_);
+        // A data path on another CPU reports an error only after dropping its
+        // queue lock; a reset may have slipped in between. That reset already
+        // stopped the queue: breaking the fresh device would only stall the
+        // driver's re-initialization, so the late report is just counted.
+        if (running_) {
+            notify = mark_broken_locked(reason);
+        } else {
+            ++broken_counts_[static_cast<size_t>(reason)];
+        }
+    }
+    if (notify && transport_) transport_->interrupt_config();
+}
+
+bool Device::mark_broken_locked(BrokenReason reason) {
     ++broken_counts_[static_cast<size_t>(reason)];
-    if (status_ & DEVICE_NEEDS_RESET) return;
+    if (status_ & DEVICE_NEEDS_RESET) return false;
     halt();
     broken_ = reason;
     status_ |= DEVICE_NEEDS_RESET;
-    if (transport_) transport_->interrupt_config();
+    return true;
 }
 
 }  // namespace hv::virtio

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "kernel/guest/guest_memory.hpp"
+#include "kernel/lib/spinlock.hpp"
 
 namespace hv::virtio {
 
@@ -111,6 +112,8 @@ class Device {
     uint8_t config_generation() const { return config_generation_; }
     // Sets DEVICE_NEEDS_RESET, stops the device, counts the reason and tells
     // the driver (§2.1.2). The guest can recover only by resetting the device.
+    // May be called from any CPU, but not from inside start() or stop(), nor
+    // with a data-path lock held.
     void mark_broken(BrokenReason reason);
     BrokenReason broken_reason() const { return broken_; }
     uint64_t broken_count(BrokenReason r) const { return broken_counts_[static_cast<size_t>(r)]; }
@@ -124,10 +127,22 @@ class Device {
 
     // start() ran and stop() has not: the data path may run.
     bool running() const { return running_; }
+    // mark_broken() for a device type's data path, which may run on another
+    // CPU and report an error just after a reset stopped it: applies only
+    // while the device runs (otherwise the report is only counted).
+    void mark_broken_if_running(BrokenReason reason);
 
   private:
     void reset();
     void halt();  // stop() once, if running
+    bool write_status_locked(uint8_t status);      // true: tell the driver (interrupt_config)
+    bool mark_broken_locked(BrokenReason reason);  // true: tell the driver
+
+    // Serializes the control operations (status, features, queue
+    // configuration, mark_broken), which the guest's vCPUs and other CPUs'
+    // data paths can reach at once. Held around start()/stop(); never held
+    // while the transport is called.
+    Spinlock ctl_lock_;
 
     guest::GuestMemory mem_;
     Transport* transport_ = nullptr;
