@@ -283,15 +283,15 @@ void Switch::forward_one(TxBatch& batch, PortId in, const FrameView& frame, uint
         if (r == LearnResult::full) bump(ic.fdb_full);
     }
 
-    if (hot.mirror_in) {
+    if (uint8_t sessions = __atomic_load_n(&hot.mirror_in, __ATOMIC_RELAXED)) {
         OutFrame as_sent{h.hdr, h.n, frame, h.n};
-        capture(__atomic_load_n(&hot.mirror_in, __ATOMIC_RELAXED), as_sent, now_ns);
+        capture(sessions, as_sent, now_ns);
     }
     h.build_untagged();
 
     const uint32_t members = __atomic_load_n(&vlan_members_[vlan], __ATOMIC_RELAXED);
     const uint32_t protected_mask = __atomic_load_n(&protected_mask_, __ATOMIC_RELAXED);
-    if (dport != kNoPort && (members & (1u << dport))) {
+    if (dport < kMaxPorts && (members & (1u << dport))) {
         if (dport == in) return;  // the destination is behind the sender's own port: filter
         const uint32_t dbit = 1u << dport;
         if (hot.protected_port && (protected_mask & dbit)) return drop(ic, DropReason::protected_port);
@@ -315,8 +315,8 @@ void Switch::deliver_to(TxBatch& batch, PortId port, uint16_t vlan, Heads& h, ui
     const OutFrame& f = (hot.trunk && vlan != hot.native_vlan) ? h.get_tagged() : h.untagged;
     DeliverResult r = hot.driver->deliver(f);
     batch.account(port, r, f.len());
-    if (r == DeliverResult::delivered && hot.mirror_out)
-        capture(__atomic_load_n(&hot.mirror_out, __ATOMIC_RELAXED), f, now_ns);
+    if (r != DeliverResult::delivered) return;
+    if (uint8_t sessions = __atomic_load_n(&hot.mirror_out, __ATOMIC_RELAXED)) capture(sessions, f, now_ns);
 }
 
 void Switch::capture(uint8_t sessions, const OutFrame& f, uint64_t now_ns) {
