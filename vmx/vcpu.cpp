@@ -186,7 +186,15 @@ class Exit {
 
     void skip_instruction() {
         uint64_t rip = vmread(VmcsFieldNatural::GUEST_RIP);
-        (void)vmwrite(VmcsFieldNatural::GUEST_RIP, rip + vmread(VmcsField32::VM_EXIT_INSTRUCTION_LEN));
+        set_rip(rip + vmread(VmcsField32::VM_EXIT_INSTRUCTION_LEN));
+    }
+    // The instruction completed: an STI or MOV SS shadow it was in ends with
+    // it (SDM Vol. 3A §6.8.3). Left set, "sti; hlt" would enter HLT with STI
+    // blocking, which VM entry refuses (SDM Vol. 3C §27.3.1.5).
+    void set_rip(uint64_t rip) {
+        (void)vmwrite(VmcsFieldNatural::GUEST_RIP, rip);
+        uint32_t blocking = vmread(VmcsField32::GUEST_INTERRUPTIBILITY_INFO);
+        if (blocking & 3) (void)vmwrite(VmcsField32::GUEST_INTERRUPTIBILITY_INFO, blocking & ~3u);
     }
     Action inject(uint8_t vector, bool error_code) {
         (void)vmwrite(VmcsField32::VM_ENTRY_INTR_INFO_FIELD,
@@ -734,7 +742,7 @@ Exit::Action Exit::on_mmio(uint64_t gpa) {
     }
     (void)vmwrite(VmcsFieldNatural::GUEST_RSP, v_.regs.gpr[4]);
     (void)vmwrite(VmcsFieldNatural::GUEST_RFLAGS, rflags);
-    (void)vmwrite(VmcsFieldNatural::GUEST_RIP, x86::next_rip(rip, *insn, mode));
+    set_rip(x86::next_rip(rip, *insn, mode));
     ++v_.counters.mmio;
     return Action::resume;
 }

@@ -12,7 +12,7 @@ namespace hv::guest {
 
 class ConsoleRing {
   public:
-    static constexpr size_t kLineMax = 160;   // longer lines are split
+    static constexpr size_t kLineMax = 320;   // longer lines are split (guest event lines fit)
     static constexpr size_t kLines = 32;      // queued lines per guest
 
     // Producer side (the guest's CPU, inside an exit handler).

@@ -92,6 +92,7 @@ enum class VcpuRun : uint32_t {
 };
 
 struct Guest;
+struct GuestDevices;
 
 struct Vcpu {
     Guest* guest = nullptr;
@@ -149,6 +150,8 @@ struct Guest {
     uint32_t stop_vcpu = 0;            // which vCPU stopped it
     bool stop_reported = false;       // (all-zero defaults keep g_guests in .bss)
     bool running_reported = false;
+
+    GuestDevices* devices = nullptr;   // PCI bus and network ports (guest_devices.cpp)
 
     ConsoleRing console;
     Spinlock uart_lock;                // the UART is one device shared by the guest's vCPUs

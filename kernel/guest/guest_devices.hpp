@@ -6,10 +6,28 @@
 
 #include <stdint.h>
 
+#include "kernel/config/config.hpp"
+#include "kernel/lib/result.hpp"
+
 namespace hv::guest {
 
 struct Guest;
 struct Vcpu;
+struct GuestDevices;  // guest_devices.cpp
+
+// Boot: the switch's settings and mirror sessions from the configuration.
+Result<void> init_switch(const config::Config& cfg, uint64_t tsc_hz);
+// Builds guest g's PCI bus and one virtio-net port per [[guest.port]], each
+// attached to the switch.
+Result<void> create_devices(Guest& g);
+// Every vCPU of g has left it (before its memory is reloaded): its ports
+// leave the switch and its devices return to their power-on state.
+void devices_stopped(Guest& g);
+// g is about to run again: its ports rejoin the switch.
+void devices_starting(Guest& g);
+// hv.port.stats for g's ports; hv.switch.stats and each mirror's pcap file.
+void report_ports(const Guest& g);
+void report_switch();
 
 // Port I/O to a device port (the PCI configuration ports 0xCF8-0xCFF).
 // False: no device there (the caller treats the port as empty).

@@ -5,6 +5,8 @@
 
 #include "kernel/guest/manager.hpp"
 
+#include "kernel/guest/guest_devices.hpp"
+
 #include "drivers/lapic.hpp"
 #include "kernel/cpu/interrupt_frame.hpp"
 #include "kernel/cpu/percpu.hpp"
@@ -154,6 +156,7 @@ Result<void> build(Guest& g, const boot::BootInfo& boot) {
     }
     g.tsc_hz = g_tsc_hz;
     TRY(load(g));
+    TRY(create_devices(g));
     return {};
 }
 
@@ -178,6 +181,7 @@ void launch(Guest& g) {
     g.start_tsc = x86::rdtsc();
     __atomic_store_n(&g.stop_claimed, false, __ATOMIC_RELEASE);
     __atomic_store_n(&g.stop_requested, false, __ATOMIC_RELEASE);
+    devices_starting(g);
     __atomic_store_n(&g.state, GuestState::ready, __ATOMIC_RELEASE);
     for (uint32_t i = 0; i < g.vcpu_count; ++i) {
         Vcpu& v = g.vcpus[i];
@@ -224,6 +228,7 @@ void report_stop(Guest& g) {
 
 // A stopped guest: print the stop record and apply the restart policy.
 void on_stopped(Guest& g, uint64_t now) {
+    devices_stopped(g);
     report_stop(g);
     const StopRecord& s = g.stop;
     if (g.park_on_stop) {
@@ -505,6 +510,7 @@ bool start_partitions(const boot::BootInfo& boot, uint64_t tsc_hz) {
     report_diagnostics(file);
 
     if (auto r = vmx::init_global_bitmaps(); !r) log::error("vmx", "cannot build the MSR/I/O bitmaps");
+    if (auto r = init_switch(g_config, tsc_hz); !r) log::error("switch", "cannot set up the switch: %s", r.error().detail);
 
     size_t valid = 0;
     for (size_t i = 0; i < g_config.guest_count; ++i) {
@@ -653,6 +659,8 @@ void report_partitions() {
         drain_console(g_guests[i]);
         if (g_guests[i].state != GuestState::invalid) report_stats(g_guests[i]);
     }
+    for (size_t i = 0; i < g_guest_count; ++i) report_ports(g_guests[i]);
+    report_switch();
 }
 
 }  // namespace hv::guest

@@ -540,6 +540,20 @@ def check_smp_crash(c, case):
     check_heartbeats(c, ["beat"])
 
 
+def check_ping(c, case):
+    check_partitions_end(c, case)
+    done = guest_events(c, "pinger", "guest.ping.done")
+    expect(done and done[0][1]["sent"] == "10" and done[0][1]["received"] == "10" and done[0][1]["lost"] == "0",
+           f"pinger: {done}")
+    replies = guest_events(c, "pinger", "guest.ping.reply")
+    expect([f["seq"] for _, f in replies] == [str(i) for i in range(1, 11)] or len(replies) == 10,
+           f"pinger replies: {replies}")
+    other = guest_events(c, "other", "guest.ping.done")
+    expect(other and other[0][1]["received"] == "0", f"a guest on another VLAN got answers: {other}")
+    for g in ("echo", "pinger", "other"):
+        expect(guest_events(c, g, "guest.net.up"), f"{g}: no guest.net.up")
+
+
 def check_actions(c, case):
     # stop beta @300 ms, start it @700 ms, restart gamma @500 ms; alpha untouched.
     check_partitions_end(c, case)
@@ -659,6 +673,8 @@ case("bochs_smp_guest", check_smp, emulator="bochs", boot="iso", cpus=4, mem=256
      config="smp.toml", duration_ms=1000)
 case("bochs_smp_crash", check_smp_crash, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="smp_crash.toml", duration_ms=1000)
+case("bochs_ping", check_ping, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="ping.toml", duration_ms=3000)
 case("bochs_guest_actions", check_actions, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="three_hello.toml", duration_ms=1500, actions="stop:beta@300,restart:gamma@500,start:beta@700")
 case("bochs_flood_halt_nmi", check_flood_halt_nmi, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
