@@ -253,8 +253,12 @@ void report_ports(const Guest& g) {
             l.u(net::drop_reason_name(static_cast<net::DropReason>(r)), c->drops[r]);
         l.u("floods", c->floods).u("guest_kicks", n.notifications_received).u("interrupts", n.interrupts_sent)
             .u("tx_malformed", n.tx_malformed).x("status", p.net_.status());
-        if (p.net_.broken_reason() != virtio::BrokenReason::none)
-            l.s("broken", virtio::broken_reason_name(p.net_.broken_reason()));
+        // Times the guest's device was marked broken, by reason (kept across
+        // resets, so a guest that recovered still shows what it did).
+        for (size_t r = 1; r < static_cast<size_t>(virtio::BrokenReason::count); ++r) {
+            auto reason = static_cast<virtio::BrokenReason>(r);
+            if (uint64_t times = p.net_.broken_count(reason)) l.u(virtio::broken_reason_name(reason), times);
+        }
         log::emit(l);
     }
 }

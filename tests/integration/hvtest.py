@@ -554,6 +554,52 @@ def check_ping(c, case):
         expect(guest_events(c, g, "guest.net.up"), f"{g}: no guest.net.up")
 
 
+def port_stats(c, guest):
+    return c.one("hv.port.stats", guest=guest)
+
+
+def check_badring(c, case):
+    check_partitions_end(c, case)
+    done = guest_events(c, "pinger", "guest.ping.done")
+    expect(done and done[0][1]["received"] == "20" and done[0][1]["lost"] == "0",
+           f"the pingers must keep talking while a neighbour breaks its ring: {done}")
+    status = guest_events(c, "bad", "guest.netbad.status")
+    expect(status and status[0][1]["needs_reset"] == "yes", f"the bad guest's device should need a reset: {status}")
+    bad = port_stats(c, "bad")
+    expect(bad.get("bad_descriptor") == "1", f"bad guest's device should have been marked broken once: {bad}")
+    expect(c.one("hv.guest.stop", guest="bad")["reason"] == "exit", "the bad guest itself runs on")
+
+
+def check_spoof(c, case):
+    check_partitions_end(c, case)
+    sp = guest_events(c, "spoofer", "guest.netbad.spoof")
+    expect(sp and sp[0][1]["sent_spoofed"] == "10" and sp[0][1]["sent_own"] == "10", f"spoofer: {sp}")
+    own_mac, spoof_mac = sp[0][1]["own_mac"], sp[0][1]["spoof_mac"]
+    st = port_stats(c, "spoofer")
+    expect(st["spoofed"] == "10", f"the switch should drop and count 10 spoofed frames: {st}")
+    total = guest_events(c, "sink", "guest.sink.total")
+    expect(total and total[0][1]["packets"] == "10", f"the sink should get exactly the 10 honest frames: {total}")
+    looper = guest_events(c, "looper", "guest.netbad.status")
+    expect(looper and looper[0][1]["needs_reset"] == "yes", f"descriptor loop not contained: {looper}")
+    expect(port_stats(c, "looper").get("chain_too_long") == "1", f"looper's port: {port_stats(c, 'looper')}")
+    # The mirror session's pcap, rebuilt from the console and read by tshark.
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+    import hv_pcap
+    data = hv_pcap.extract(c.text, "cap")
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "cap.pcap")
+        with open(path, "wb") as f:
+            f.write(data)
+        out = subprocess.run(["tshark", "-r", path, "-T", "fields", "-e", "eth.src", "-e", "udp.dstport"],
+                             capture_output=True, text=True, timeout=60)
+        expect(out.returncode == 0, f"tshark could not read the capture: {out.stderr}")
+    rows = [line.split("\t") for line in out.stdout.splitlines()]
+    udp = [r for r in rows if len(r) > 1 and r[1] == "9"]
+    expect(len(udp) == 10 and all(r[0] == own_mac for r in udp),
+           f"the capture should hold the 10 honest UDP frames from {own_mac}: {rows}")
+    expect(not any(r[0] == spoof_mac for r in rows), f"a spoofed frame reached the sink's port: {rows}")
+
+
 def check_actions(c, case):
     # stop beta @300 ms, start it @700 ms, restart gamma @500 ms; alpha untouched.
     check_partitions_end(c, case)
@@ -675,6 +721,10 @@ case("bochs_smp_crash", check_smp_crash, emulator="bochs", boot="iso", cpus=4, m
      config="smp_crash.toml", duration_ms=1000)
 case("bochs_ping", check_ping, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="ping.toml", duration_ms=3000)
+case("bochs_net_badring", check_badring, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="net_badring.toml", duration_ms=2000)
+case("bochs_net_spoof_mirror", check_spoof, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="net_spoof.toml", duration_ms=2000)
 case("bochs_guest_actions", check_actions, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="three_hello.toml", duration_ms=1500, actions="stop:beta@300,restart:gamma@500,start:beta@700")
 case("bochs_flood_halt_nmi", check_flood_halt_nmi, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
