@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include "kernel/virtio/virtio_net.hpp"
-#include "tests/unit/support/copy_out_fallback.hpp"
 #include "tests/unit/support/virtio_test_driver.hpp"
 
 namespace {
