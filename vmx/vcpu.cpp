@@ -175,6 +175,7 @@ class Exit {
 
     enum class Action { resume, stop };
     Action handle();
+    uint16_t reason() const { return reason_; }
 
   private:
     uint64_t& reg(unsigned n) { return v_.regs.gpr[n]; }
@@ -1032,6 +1033,7 @@ void run_vcpu(cpu::PerCpu& pc, Vcpu& v) {
         if (timer > 0xFFFFFFFF) timer = 0xFFFFFFFF;
         (void)vmwrite(VmcsField32::VMX_PREEMPTION_TIMER_VALUE, static_cast<uint32_t>(timer));
         uint64_t rc = vmx_enter(&v.regs, v.launched);
+        const uint64_t exit_tsc = x86::rdtsc();
         if (rc != 0) {
             uint32_t err = rc == 2 ? vmread(VmcsField32::VM_INSTRUCTION_ERROR) : 0;
             record_stop(v, guest::StopRecord{"entry_failed", true, guest::kNoExit, vmread(VmcsFieldNatural::GUEST_RIP), 0,
@@ -1042,6 +1044,11 @@ void run_vcpu(cpu::PerCpu& pc, Vcpu& v) {
         v.launched = true;
         Exit exit(pc, v);
         if (exit.handle() == Exit::Action::stop) break;
+        // Up to here (the next entry's preparation is counted with the next exit).
+        const uint64_t spent = x86::rdtsc() - exit_tsc;
+        v.counters.host_ticks += spent;
+        if (exit.reason() < sizeof v.counters.ticks_by_reason / sizeof v.counters.ticks_by_reason[0])
+            v.counters.ticks_by_reason[exit.reason()] += spent;
     }
     {
         LockGuard lock(g.uart_lock);

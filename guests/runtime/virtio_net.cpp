@@ -272,9 +272,20 @@ void VirtioNet::reclaim_tx() {
     counters_.bad_used = rx_.bad_used() + tx_.bad_used();
 }
 
-bool VirtioNet::send(const void* frame, size_t len) {
+void VirtioNet::flush_tx() {
+    if (!initialised_ || broken_) return;
+    if (tx_.publish()) {
+        VirtioPci::notify(tx_notify_, kVirtioNetTxQueue);
+        ++counters_.tx_kicks;
+    }
+}
+
+bool VirtioNet::send(const void* frame, size_t len, bool more) {
     if (!initialised_ || broken_ || len < 14 || len > static_cast<size_t>(mtu_) + 14) return false;
-    if (tx_free_count_ == 0) reclaim_tx();
+    if (tx_free_count_ == 0) {
+        flush_tx();  // frames held back by `more` must reach the device before it can return buffers
+        reclaim_tx();
+    }
     if (tx_free_count_ == 0) {
         ++counters_.tx_full;
         if (tx_.device_broken()) broken_ = true;
@@ -287,10 +298,7 @@ bool VirtioNet::send(const void* frame, size_t len) {
     __builtin_memset(buf, 0, kHdrLen);
     __builtin_memcpy(buf + kHdrLen, frame, len);
     tx_.add(id, gpa_of(buf), static_cast<uint32_t>(kHdrLen + len), false);
-    if (tx_.publish()) {
-        VirtioPci::notify(tx_notify_, kVirtioNetTxQueue);
-        ++counters_.tx_kicks;
-    }
+    if (!more) flush_tx();
     ++counters_.tx;
     counters_.tx_bytes += len;
     return true;

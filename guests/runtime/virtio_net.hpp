@@ -122,7 +122,11 @@ class VirtioNet {
     // zeroed header and offers it; notifies the device if it asks (EVENT_IDX).
     // False when every TX buffer is still owned by the device (tx_full), the
     // length is bad, or the device needs a reset.
-    bool send(const void* frame, size_t len);
+    // `more`: another frame follows at once, so the device is not notified
+    // yet (the next send without `more`, or flush_tx(), publishes the whole
+    // batch and notifies once if the device asked for it, §2.7.13).
+    bool send(const void* frame, size_t len, bool more = false);
+    void flush_tx();
     // Frees TX buffers the device has used. send() calls it too.
     void reclaim_tx();
     // TX buffers the device has not given back yet.

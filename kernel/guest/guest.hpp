@@ -56,6 +56,8 @@ struct Counters {
     uint64_t ipis;            // IPIs this vCPU sent through its ICR
     uint64_t apic_errors;     // x2APIC MSR accesses refused with #GP
     uint64_t mmio;            // device-memory accesses emulated
+    uint64_t host_ticks;      // TSC ticks from VM exits to the next entries: the hypervisor's share
+    uint64_t ticks_by_reason[66];  // the same, per basic exit reason
 };
 
 // Writes the 64-bit start state into guest RAM (zeroed first): identity page

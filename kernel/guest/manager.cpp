@@ -278,9 +278,17 @@ void report_stats(const Guest& g) {
         .u("msr_denied", c.msr_denied).u("io_unknown_in", c.io_unknown_in)
         .u("io_dropped_out", c.io_dropped_out).u("injected", c.injected)
         .u("timer_ticks", c.timer_ticks).u("nmis", c.nmis).u("interrupts", c.interrupts).u("ipis", c.ipis)
-        .u("apic_errors", c.apic_errors).u("mmio", c.mmio)
+        .u("apic_errors", c.apic_errors).u("mmio", c.mmio).u("host_ticks", c.host_ticks)
         .u("console_dropped", g.console.dropped_lines());
     log::emit(l);
+    // Where the hypervisor's time went: per exit reason, "count:ticks".
+    Line p("guest.exit_profile");
+    p.s("guest", g.cfg.name);
+    for (size_t r = 0; r < sizeof c.by_reason / sizeof c.by_reason[0]; ++r)
+        if (c.by_reason[r])
+            p.f(vmx::exit_reason_name(static_cast<uint16_t>(r)), "%llu:%llu", static_cast<unsigned long long>(c.by_reason[r]),
+                static_cast<unsigned long long>(c.ticks_by_reason[r]));
+    log::emit(p);
 }
 
 }  // namespace
@@ -428,7 +436,10 @@ Counters Guest::total_counters() const {
     for (uint32_t i = 0; i < vcpu_count; ++i) {
         const Counters& c = vcpus[i].counters;
         t.exits += c.exits;
-        for (size_t r = 0; r < sizeof t.by_reason / sizeof t.by_reason[0]; ++r) t.by_reason[r] += c.by_reason[r];
+        for (size_t r = 0; r < sizeof t.by_reason / sizeof t.by_reason[0]; ++r) {
+            t.by_reason[r] += c.by_reason[r];
+            t.ticks_by_reason[r] += c.ticks_by_reason[r];
+        }
         t.msr_denied += c.msr_denied;
         t.io_unknown_in += c.io_unknown_in;
         t.io_dropped_out += c.io_dropped_out;
@@ -441,6 +452,7 @@ Counters Guest::total_counters() const {
         t.ipis += c.ipis;
         t.apic_errors += c.apic_errors;
         t.mmio += c.mmio;
+        t.host_ticks += c.host_ticks;
     }
     return t;
 }
