@@ -263,7 +263,7 @@ void report_ports(const Guest& g) {
     }
 }
 
-void report_switch() {
+void report_switch(bool with_pcap) {
     if (!g_config) return;
     net::SwitchStats s = g_switch.stats(now_ns());
     Line l("switch.stats");
@@ -271,7 +271,7 @@ void report_switch() {
         .u("fdb_moved", s.fdb_moved).u("fdb_full", s.fdb_full);
     log::emit(l);
     // Each capture as a pcap file on the console (tools/hv_pcap.py rebuilds it).
-    for (size_t m = 0; m < g_config->mirror_count; ++m) {
+    for (size_t m = 0; with_pcap && m < g_config->mirror_count; ++m) {
         if (!g_mirror_buf[m]) continue;
         const char* name = g_config->mirrors[m].name;
         auto st = g_switch.mirror_stats(static_cast<uint8_t>(m));

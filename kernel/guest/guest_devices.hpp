@@ -27,7 +27,7 @@ void devices_stopped(Guest& g);
 void devices_starting(Guest& g);
 // hv.port.stats for g's ports; hv.switch.stats and each mirror's pcap file.
 void report_ports(const Guest& g);
-void report_switch();
+void report_switch(bool with_pcap);
 
 // Port I/O to a device port (the PCI configuration ports 0xCF8-0xCFF).
 // False: no device there (the caller treats the port as empty).

@@ -50,6 +50,11 @@ void module_name(const boot::Module& m, char* out, size_t cap) {
     out[n] = '\0';
 }
 
+bool starts_with(const char* s, const char* prefix) {
+    while (*prefix && *s == *prefix) ++s, ++prefix;
+    return *prefix == '\0';
+}
+
 bool str_eq(const char* a, const char* b) {
     while (*a && *a == *b) ++a, ++b;
     return *a == *b;
@@ -317,6 +322,7 @@ const char* action_name(Action a) {
         case Action::start: return "start";
         case Action::restart: return "restart";
         case Action::nmi: return "nmi";
+        case Action::stats: return "stats";
     }
     return "?";
 }
@@ -374,6 +380,19 @@ Result<void> schedule_test_actions(const char* spec, uint64_t start_tsc) {
     while (*p) {
         if (g_scheduled_count == kMaxScheduled) return make_error(Errc::no_memory, "more than 16 test actions");
         ScheduledAction a{};
+        if (starts_with(p, "stats@")) {  // not about one guest: no NAME
+            a.action = Action::stats;
+            p += 6;
+            const char* end = p;
+            while (*end && *end != ',') ++end;
+            uint64_t ms = 0;
+            if (!parse_decimal(p, static_cast<size_t>(end - p), 1'000'000'000, &ms))
+                return make_error(Errc::invalid_argument, "test action time is not a number of milliseconds");
+            p = *end == ',' ? end + 1 : end;
+            a.at_tsc = start_tsc + ms_to_ticks(ms);
+            g_scheduled[g_scheduled_count++] = a;
+            continue;
+        }
         const char* colon = p;
         while (*colon && *colon != ':') ++colon;
         size_t n = static_cast<size_t>(colon - p);
@@ -407,6 +426,10 @@ void run_scheduled(uint64_t now) {
         ScheduledAction& a = g_scheduled[i];
         if (a.done || now < a.at_tsc) continue;
         a.done = true;
+        if (a.action == Action::stats) {
+            report_counters();
+            continue;
+        }
         if (auto r = guest_action(a.name, a.action); !r) {
             Line l("guest.action_failed");
             l.s("guest", a.name).s("action", action_name(a.action)).s("detail", r.error().detail);
@@ -666,13 +689,20 @@ void stop_partitions(uint64_t tsc_hz) {
     }
 }
 
+void report_counters() {
+    for (size_t i = 0; i < g_guest_count; ++i)
+        if (g_guests[i].state != GuestState::invalid) report_stats(g_guests[i]);
+    for (size_t i = 0; i < g_guest_count; ++i) report_ports(g_guests[i]);
+    report_switch(false);
+}
+
 void report_partitions() {
     for (size_t i = 0; i < g_guest_count; ++i) {
         drain_console(g_guests[i]);
         if (g_guests[i].state != GuestState::invalid) report_stats(g_guests[i]);
     }
     for (size_t i = 0; i < g_guest_count; ++i) report_ports(g_guests[i]);
-    report_switch();
+    report_switch(true);
 }
 
 }  // namespace hv::guest

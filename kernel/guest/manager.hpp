@@ -19,9 +19,12 @@ bool poll_partitions(uint64_t now_tsc);
 // stop: the guest's CPU leaves it at its next exit (an IPI forces one) and it
 // stays stopped, whatever its restart policy. start: a stopped guest starts
 // again from its pristine image. restart: stop, then start.
-enum class Action : uint8_t { stop, start, restart, nmi /* test only */ };
+enum class Action : uint8_t { stop, start, restart, nmi /* test only */, stats /* every guest's counters now */ };
 Result<void> guest_action(const char* name, Action action);
-// Test hook: hv.test_actions=stop:NAME@MS,start:NAME@MS,... runs those actions
+// Prints hv.guest.stats, hv.port.stats and hv.switch.stats now (the same
+// lines as at the end of a run, without the pcap files).
+void report_counters();
+// Test hook: hv.test_actions=stop:NAME@MS,start:NAME@MS,stats@MS,... runs those actions
 // MS milliseconds after the partitions started (docs/cmdline.md).
 Result<void> schedule_test_actions(const char* spec, uint64_t start_tsc);
 

@@ -550,6 +550,12 @@ def check_ping(c, case):
            f"pinger replies: {replies}")
     other = guest_events(c, "other", "guest.ping.done")
     expect(other and other[0][1]["received"] == "0", f"a guest on another VLAN got answers: {other}")
+    # Counters on request (stats@2000) and at the end.
+    stats = c.all("hv.port.stats", guest="other")
+    expect(len(stats) == 2, f"expected port counters on request and at the end: {stats}")
+    expect(all(s["tx_packets"] == "0" for s in stats), f"the guest on VLAN 20 saw VLAN 10 traffic: {stats}")
+    echo = c.all("hv.port.stats", guest="echo")[-1]
+    expect(echo["tx_packets"] == "11" and echo["rx_packets"] == "11", f"echo port: {echo}")
     for g in ("echo", "pinger", "other"):
         expect(guest_events(c, g, "guest.net.up"), f"{g}: no guest.net.up")
 
@@ -720,7 +726,7 @@ case("bochs_smp_guest", check_smp, emulator="bochs", boot="iso", cpus=4, mem=256
 case("bochs_smp_crash", check_smp_crash, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="smp_crash.toml", duration_ms=1000)
 case("bochs_ping", check_ping, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
-     config="ping.toml", duration_ms=3000)
+     config="ping.toml", duration_ms=3000, actions="stats@2000")
 case("bochs_net_badring", check_badring, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="net_badring.toml", duration_ms=2000)
 case("bochs_net_spoof_mirror", check_spoof, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
