@@ -215,6 +215,7 @@ void VirtualLapic::reset() {
         __atomic_store_n(&tmr_[i], 0u, __ATOMIC_SEQ_CST);
         isr_[i] = 0;
     }
+    __atomic_store_n(&irr_summary_, 0u, __ATOMIC_SEQ_CST);
     __atomic_store_n(&esr_pending_, 0u, __ATOMIC_SEQ_CST);
     __atomic_store_n(&nmi_pending_, 0u, __ATOMIC_SEQ_CST);
     __atomic_store_n(&svr_, 0xFFu, __ATOMIC_SEQ_CST);
@@ -481,6 +482,8 @@ bool VirtualLapic::set_irr(uint8_t vector, bool level) {
     else
         __atomic_fetch_and(&tmr_[word], ~bit, __ATOMIC_RELAXED);
     const uint32_t old = __atomic_fetch_or(&irr_[word], bit, __ATOMIC_SEQ_CST);
+    // After the IRR bit: whoever sees the summary bit finds the IRR bit.
+    __atomic_fetch_or(&irr_summary_, 1u << word, __ATOMIC_SEQ_CST);
     return (old & bit) == 0;
 }
 
@@ -532,6 +535,9 @@ uint8_t VirtualLapic::ppr() const {
 }
 
 int VirtualLapic::pending_vector() const {
+    // Every VM entry asks; nearly always nothing is pending, so one load
+    // answers instead of a scan of the eight IRR words.
+    if (__atomic_load_n(&irr_summary_, __ATOMIC_SEQ_CST) == 0) return -1;
     const int irrv = highest_bit(irr_, true);
     if (irrv < 0) return -1;
     // §11.8.3.1: only a priority class above the PPR's is delivered; lower
@@ -545,6 +551,14 @@ bool VirtualLapic::ack(uint8_t vector) {
     const int word = vector >> 5;
     const uint32_t old = __atomic_fetch_and(&irr_[word], ~bit, __ATOMIC_SEQ_CST);
     if (!(old & bit)) return false;
+    if ((old & ~bit) == 0) {
+        // The word may be empty now: clear its summary bit, then look again,
+        // since another CPU may have set an IRR bit there in between (its
+        // summary update could have come before our clear).
+        __atomic_fetch_and(&irr_summary_, ~(1u << word), __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&irr_[word], __ATOMIC_SEQ_CST) != 0)
+            __atomic_fetch_or(&irr_summary_, 1u << word, __ATOMIC_SEQ_CST);
+    }
     isr_[word] |= bit;
     return true;
 }

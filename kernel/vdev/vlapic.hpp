@@ -214,6 +214,7 @@ class VirtualLapic {
 
     // Shared with other CPUs: atomic access only.
     uint32_t irr_[8] = {};
+    uint32_t irr_summary_ = 0;  // bit w: irr_[w] may be non-zero (never clear while it is)
     uint32_t tmr_[8] = {};
     uint32_t esr_pending_ = 0;  // errors since the last ESR write
     uint32_t nmi_pending_ = 0;
