@@ -382,30 +382,22 @@ Result<void> schedule_test_actions(const char* spec, uint64_t start_tsc) {
         ScheduledAction a{};
         if (starts_with(p, "stats@")) {  // not about one guest: no NAME
             a.action = Action::stats;
-            p += 6;
-            const char* end = p;
-            while (*end && *end != ',') ++end;
-            uint64_t ms = 0;
-            if (!parse_decimal(p, static_cast<size_t>(end - p), 1'000'000'000, &ms))
-                return make_error(Errc::invalid_argument, "test action time is not a number of milliseconds");
-            p = *end == ',' ? end + 1 : end;
-            a.at_tsc = start_tsc + ms_to_ticks(ms);
-            g_scheduled[g_scheduled_count++] = a;
-            continue;
+            p += 5;
+        } else {
+            const char* colon = p;
+            while (*colon && *colon != ':') ++colon;
+            size_t n = static_cast<size_t>(colon - p);
+            if (n == 4 && __builtin_memcmp(p, "stop", 4) == 0) a.action = Action::stop;
+            else if (n == 5 && __builtin_memcmp(p, "start", 5) == 0) a.action = Action::start;
+            else if (n == 7 && __builtin_memcmp(p, "restart", 7) == 0) a.action = Action::restart;
+            else if (n == 3 && __builtin_memcmp(p, "nmi", 3) == 0) a.action = Action::nmi;
+            else return make_error(Errc::invalid_argument, "test action must be stop, start, restart, nmi or stats");
+            if (*colon != ':') return make_error(Errc::invalid_argument, "test action lacks ':NAME@MS'");
+            p = colon + 1;
+            size_t len = 0;
+            while (*p && *p != '@' && len < config::kMaxNameLen) a.name[len++] = *p++;
+            if (*p != '@' || len == 0) return make_error(Errc::invalid_argument, "test action lacks '@MS' or a name");
         }
-        const char* colon = p;
-        while (*colon && *colon != ':') ++colon;
-        size_t n = static_cast<size_t>(colon - p);
-        if (n == 4 && __builtin_memcmp(p, "stop", 4) == 0) a.action = Action::stop;
-        else if (n == 5 && __builtin_memcmp(p, "start", 5) == 0) a.action = Action::start;
-        else if (n == 7 && __builtin_memcmp(p, "restart", 7) == 0) a.action = Action::restart;
-        else if (n == 3 && __builtin_memcmp(p, "nmi", 3) == 0) a.action = Action::nmi;
-        else return make_error(Errc::invalid_argument, "test action must be stop, start, restart or nmi");
-        if (*colon != ':') return make_error(Errc::invalid_argument, "test action lacks ':NAME@MS'");
-        p = colon + 1;
-        size_t len = 0;
-        while (*p && *p != '@' && len < config::kMaxNameLen) a.name[len++] = *p++;
-        if (*p != '@' || len == 0) return make_error(Errc::invalid_argument, "test action lacks '@MS' or a name");
         ++p;
         const char* end = p;
         while (*end && *end != ',') ++end;
