@@ -143,6 +143,22 @@ class Proc:
         with self._lock:
             return self._tail_locked(n)
 
+    def cpu_seconds(self):
+        """User + system CPU time of all threads of the process so far (0 once it is gone)."""
+        total = 0
+        try:
+            tasks = os.listdir(f"/proc/{self.p.pid}/task")
+        except OSError:
+            return 0.0
+        for t in tasks:
+            try:
+                with open(f"/proc/{self.p.pid}/task/{t}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14, 15)
+            except (OSError, IndexError, ValueError):
+                pass
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self, grace=10):
         """Waits up to `grace` s for a clean exit, then SIGTERM, then SIGKILL, to the whole group."""
         if self.p.poll() is None:
@@ -432,11 +448,13 @@ class Run:
         if self.impl == "ovs":
             self.appctl("dpif-netdev/pmd-stats-clear")
         snap1 = self.sut_snapshot()
+        cpu1 = sum(p.cpu_seconds() for p in self.procs)
         s1 = parse_port_stats(self.gen.command("show port stats all"))
         t1 = time.monotonic()
         time.sleep(self.args.seconds)
         s2 = parse_port_stats(self.gen.command("show port stats all"))
         t2 = time.monotonic()
+        cpu2 = sum(p.cpu_seconds() for p in self.procs)
         snap2 = self.sut_snapshot()
         self.check_sut()
         dt = t2 - t1
@@ -445,6 +463,10 @@ class Run:
         r["mpps_0to1"] = (s2[1]["rx"] - s1[1]["rx"]) / dt / 1e6
         r["mpps_1to0"] = (s2[0]["rx"] - s1[0]["rx"]) / dt / 1e6
         r["mpps"] = (r["mpps_0to1"] + r["mpps_1to0"]) / 2
+        # Both forwarding cores poll all the time: together they should get 2
+        # CPUs' worth of time. Less means other work on the machine took CPU
+        # from the generator or the switch, and the figure is low by that much.
+        r["cpu_share"] = min(1.0, (cpu2 - cpu1) / (2 * dt))
         r["cycles_per_packet"] = None
         if self.impl in ("ours", "ref") and snap1 and snap2:
             rx = int(snap2["rx"]) - int(snap1["rx"])
@@ -530,7 +552,7 @@ def summarize(results):
             out[key] = dict(error=runs[-1]["error"])
             continue
         r = dict(ok[0])
-        for k in ("mpps", "mpps_0to1", "mpps_1to0", "seconds"):
+        for k in ("mpps", "mpps_0to1", "mpps_1to0", "seconds", "cpu_share"):
             r[k] = median([x[k] for x in ok])
         cyc = [x["cycles_per_packet"] for x in ok if x.get("cycles_per_packet") is not None]
         r["cycles_per_packet"] = median(cyc) if cyc else None
@@ -540,6 +562,7 @@ def summarize(results):
         r["rounds"] = len(ok)
         r["failed_rounds"] = len(runs) - len(ok)
         r["mpps_all"] = [round(x["mpps"], 3) for x in ok]
+        r["cpu_share_all"] = [round(x["cpu_share"], 2) for x in ok]
         out[key] = r
     return out
 
@@ -569,15 +592,22 @@ def report(results, sizes, impls, seconds, rounds):
                 a, b = results.get((num, s)), results.get((den, s))
                 if a and b and "error" not in a and "error" not in b and b["mpps"] > 0:
                     lines.append((num, den, s, a["mpps"] / b["mpps"]))
+    busy = sorted({f"{LABELS[i]} {s} B ({r['cpu_share']:.0%})" for (i, s), r in results.items()
+                   if "error" not in r and r["cpu_share"] < 0.9})
+    if busy:
+        print("WARNING: the machine was busy: the forwarding cores got less than 90% of their CPUs for: " +
+              ", ".join(busy) + ". Those figures are low; run again on an idle machine.")
     if lines:
         print("Ratios (Mpps per direction): " + "; ".join(f"{n}/{d} {s} B = {v:.2f}" for n, d, s, v in lines))
     for (impl, s), r in sorted(results.items(), key=lambda kv: (kv[0][1], IMPLS.index(kv[0][0]))):
         if "error" in r:
             print(f"bench.net impl={impl} size={s} status=failed")
             continue
-        extra = "".join(f" {k}={r[k]}" for k in ("drops", "switch_dropped", "rounds", "failed_rounds") if k in r)
+        extra = f" cpu_share={r['cpu_share']:.2f}"
+        extra += "".join(f" {k}={r[k]}" for k in ("drops", "switch_dropped", "rounds", "failed_rounds") if k in r)
         if len(r.get("mpps_all", [])) > 1:
             extra += " mpps_rounds=" + ",".join(f"{x:.3f}" for x in r["mpps_all"])
+            extra += " cpu_share_rounds=" + ",".join(f"{x:.2f}" for x in r["cpu_share_all"])
         print(f"bench.net impl={impl} size={s} mpps={r['mpps']:.3f} mpps_0to1={r['mpps_0to1']:.3f} "
               f"mpps_1to0={r['mpps_1to0']:.3f} cycles_per_packet={fmt(r['cycles_per_packet'], '.1f')} "
               f"seconds={r['seconds']:.3f}{extra}")
