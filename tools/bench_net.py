@@ -25,6 +25,7 @@ and OVS database of the run are removed, whatever happens.
 
 import argparse
 import ctypes
+import fcntl
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTPMD = "dpdk-testpmd"
@@ -74,6 +76,7 @@ class Proc:
 
     def __init__(self, name, argv, logdir, env=None, stdin=True):
         self.name = name
+        self.quitting = False  # set once the process was told to exit
         self.log_path = os.path.join(logdir, f"{name}.log")
         self._log = open(self.log_path, "w")
         self._buf = []
@@ -159,14 +162,18 @@ class Proc:
                 pass
         return total / os.sysconf("SC_CLK_TCK")
 
-    def stop(self, grace=10):
-        """Waits up to `grace` s for a clean exit, then SIGTERM, then SIGKILL, to the whole group."""
-        if self.p.poll() is None:
+    def stop(self):
+        """Once asked to exit (self.quitting): waits up to 10 s for it. Then SIGTERM, then SIGKILL.
+
+        Signals go to the process's own group (start_new_session), and only
+        while the process is not yet reaped, so its pid cannot have been reused.
+        """
+        if self.p.poll() is None and self.quitting:
             try:
-                self.p.wait(grace)
+                self.p.wait(10)
             except subprocess.TimeoutExpired:
                 pass
-        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
             if self.p.poll() is not None:
                 break
             try:
@@ -177,11 +184,8 @@ class Proc:
                 self.p.wait(wait)
             except subprocess.TimeoutExpired:
                 pass
-        # Helpers left in the group (none expected) go too.
-        try:
-            os.killpg(self.p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if self.p.poll() is None:
+            log(f"{self.name} (pid {self.p.pid}) did not die")
         self._reader.join(2)
         try:
             if self.p.stdin:
@@ -480,12 +484,14 @@ class Run:
                 log("pmd-stats-show:\n" + snap2)
         self.gen.command("stop", timeout=30)
         self.stop_sut(r)
+        self.gen.quitting = True
         self.gen.send("quit")
         return r
 
     def stop_sut(self, r):
         if self.impl == "testpmd":
             start = len(self.sut.text())
+            self.sut.quitting = True
             self.sut.send("")
             try:
                 self.sut.wait_for(r"Bye", 30, start=start, what="testpmd io exit")
@@ -496,6 +502,7 @@ class Run:
                 r["cycles_per_packet"] = float(m.group(1))
                 r["cycles_note"] = "whole run"
         elif self.impl in ("ours", "ref"):
+            self.sut.quitting = True
             self.sut.send("quit")
             try:
                 self.sut.wait_for(r"dpdk_switch\.adapter [^\n]*\n", 30, what="dpdk_switch exit")
@@ -505,6 +512,7 @@ class Run:
                 log(str(e))
         elif self.impl == "ovs":
             try:
+                self.sut.quitting = True
                 self.appctl("exit", "--cleanup", timeout=30)
             except (BenchError, subprocess.TimeoutExpired) as e:
                 log(f"ovs-vswitchd exit: {e}")
@@ -513,9 +521,10 @@ class Run:
         # Reverse order: the switch under test, then OVS's database, then the generator.
         for p in reversed(self.procs):
             try:
-                p.stop(grace=10 if p is self.procs[-1] else 5)
+                p.stop()
             except Exception as e:  # noqa: BLE001 - cleanup must go on
                 log(f"stopping {p.name}: {e}")
+        self.procs = []
         remove_hugepage_files()
         if self.ovs_dir:
             shutil.rmtree(self.ovs_dir, ignore_errors=True)
@@ -657,6 +666,13 @@ def main():
         log(f"skipping {i}: {why}")
     impls_run = [i for i in impls if i not in skipped]
 
+    # One run at a time: the DPDK file prefixes and the CPUs are shared.
+    lock = open("/run/hv-bench-net.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise SystemExit("bench.net: another tools/hv bench net is running")
+
     workdir = tempfile.mkdtemp(prefix="hv-bench-net.")
     huge = Hugepages()
     results = {}
@@ -680,9 +696,11 @@ def main():
                     runs.append(run)
                     try:
                         results.setdefault((impl, s), []).append(run.measure())
-                    except (BenchError, subprocess.SubprocessError, OSError) as e:
+                    except Exception as e:  # noqa: BLE001 - one failed peer must not stop the others
                         failed = True
                         results.setdefault((impl, s), []).append(dict(error=str(e)))
+                        if not isinstance(e, (BenchError, subprocess.SubprocessError, OSError)):
+                            log(traceback.format_exc())
                         log(f"{impl} at {s} B failed: {e}")
                     finally:
                         run.cleanup()
