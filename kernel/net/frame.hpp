@@ -54,6 +54,11 @@ struct OutFrame {
 // number copied (less than n only at the end of the frame).
 uint32_t copy_out(const OutFrame& f, uint32_t offset, uint8_t* dst, uint32_t n);
 
+// Copies bytes [offset, offset + n) of a sender's frame to dst; returns the
+// number copied (less than n only at the end of the frame: `len` or the end of
+// the last segment, whichever comes first). Never reads outside a segment.
+uint32_t copy_view(const FrameView& f, uint32_t offset, uint8_t* dst, uint32_t n);
+
 enum class DeliverResult : uint8_t {
     delivered,
     no_buffer,  // the receiver had no (or too few) RX buffers: dropped, counted at the receiver

@@ -1,0 +1,194 @@
+#include "kernel/net/fdb.hpp"
+
+namespace hv::net {
+
+const char* learn_result_name(LearnResult r) {
+    switch (r) {
+        case LearnResult::refreshed: return "refreshed";
+        case LearnResult::learned: return "learned";
+        case LearnResult::moved: return "moved";
+        case LearnResult::static_conflict: return "static_conflict";
+        case LearnResult::full: return "full";
+    }
+    return "unknown";
+}
+
+void Fdb::set_ageing_ns(uint64_t ns) {
+    if (ns < kMinAgeingNs) ns = kMinAgeingNs;
+    uint64_t u = units(ns);
+    __atomic_store_n(&ageing_ns_, ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&ageing_u_, u, __ATOMIC_RELAXED);
+    // Refreshing a timestamp costs a write to a line other CPUs read: do it at
+    // most 64 times per ageing period. An entry thus ages out between 63/64 of
+    // the ageing time and the ageing time after its last frame.
+    __atomic_store_n(&refresh_u_, u / 64, __ATOMIC_RELAXED);
+}
+
+int Fdb::find(size_t b, uint64_t key) const {
+    const Bucket& bk = buckets_[b];
+    for (size_t w = 0; w < kWays; ++w)
+        if (__atomic_load_n(&bk.keys[w], __ATOMIC_RELAXED) == key) return static_cast<int>(w);
+    return -1;
+}
+
+void Fdb::write_begin() {
+    lock_.lock();
+    __atomic_store_n(&seq_, seq_ + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+void Fdb::write_end() {
+    __atomic_store_n(&seq_, seq_ + 1, __ATOMIC_RELEASE);
+    lock_.unlock();
+}
+
+PortId Fdb::lookup(uint16_t vlan, uint64_t mac, uint64_t now_ns) const {
+    uint64_t key = make_key(vlan, mac);
+    size_t b = bucket_of(key);
+    uint64_t now_u = units(now_ns);
+    return read_consistent([&]() -> PortId {
+        int w = find(b, key);
+        if (w < 0) return kNoPort;
+        uint64_t v = __atomic_load_n(&buckets_[b].values[w], __ATOMIC_RELAXED);
+        return expired(v, now_u) ? kNoPort : value_port(v);
+    });
+}
+
+PortId Fdb::forward_lookup(uint16_t vlan, uint64_t src, uint64_t dst, bool want_dst, PortId in, uint64_t now_ns,
+                           SourceState* src_state) {
+    uint64_t skey = make_key(vlan, src), dkey = make_key(vlan, dst);
+    size_t sb = bucket_of(skey), db = bucket_of(dkey);
+    uint64_t now_u = units(now_ns);
+    struct Seen {
+        int sw;
+        uint64_t sv;
+        PortId dport;
+    };
+    Seen s = read_consistent([&]() -> Seen {
+        Seen r{find(sb, skey), 0, kNoPort};
+        if (r.sw >= 0) r.sv = __atomic_load_n(&buckets_[sb].values[r.sw], __ATOMIC_RELAXED);
+        if (want_dst) {
+            int dw = find(db, dkey);
+            if (dw >= 0) {
+                uint64_t dv = __atomic_load_n(&buckets_[db].values[dw], __ATOMIC_RELAXED);
+                if (!expired(dv, now_u)) r.dport = value_port(dv);
+            }
+        }
+        return r;
+    });
+
+    if (s.sw < 0 || expired(s.sv, now_u)) {
+        *src_state = SourceState::unknown;
+    } else if (value_port(s.sv) != in) {
+        *src_state = value_static(s.sv) ? SourceState::other_static : SourceState::other_port;
+    } else {
+        *src_state = SourceState::known;
+        if (!value_static(s.sv) && age_units(s.sv, now_u) > __atomic_load_n(&refresh_u_, __ATOMIC_RELAXED)) {
+            // Only this word changes; if a writer replaced it meanwhile the CAS
+            // fails and the writer's value stands.
+            uint64_t expected = s.sv;
+            __atomic_compare_exchange_n(&buckets_[sb].values[s.sw], &expected, make_value(in, false, now_u), false,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        }
+    }
+    return s.dport;
+}
+
+LearnResult Fdb::learn(uint16_t vlan, uint64_t mac, PortId port, uint64_t now_ns, bool make_static) {
+    uint64_t key = make_key(vlan, mac);
+    size_t b = bucket_of(key);
+    uint64_t now_u = units(now_ns);
+    Bucket& bk = buckets_[b];
+    LearnResult result;
+    write_begin();
+    int w = find(b, key);
+    if (w >= 0) {
+        uint64_t v = __atomic_load_n(&bk.values[w], __ATOMIC_RELAXED);  // readers CAS it
+        bool live = !expired(v, now_u);
+        if (value_static(v) && value_port(v) != port) {
+            result = LearnResult::static_conflict;
+        } else {
+            result = (live && value_port(v) == port) ? LearnResult::refreshed
+                     : live                          ? LearnResult::moved
+                                                     : LearnResult::learned;
+            __atomic_store_n(&bk.values[w], make_value(port, make_static || value_static(v), now_u), __ATOMIC_RELAXED);
+        }
+    } else {
+        int free_way = -1;
+        for (size_t i = 0; i < kWays && free_way < 0; ++i)
+            if (bk.keys[i] == 0 || expired(__atomic_load_n(&bk.values[i], __ATOMIC_RELAXED), now_u))
+                free_way = static_cast<int>(i);
+        if (free_way < 0) {
+            result = LearnResult::full;
+        } else {
+            __atomic_store_n(&bk.values[free_way], make_value(port, make_static, now_u), __ATOMIC_RELAXED);
+            __atomic_store_n(&bk.keys[free_way], key, __ATOMIC_RELAXED);
+            result = LearnResult::learned;
+        }
+    }
+    switch (result) {
+        case LearnResult::learned: learned_++; break;
+        case LearnResult::moved: moved_++; break;
+        case LearnResult::full: full_++; break;
+        case LearnResult::refreshed:
+        case LearnResult::static_conflict: break;
+    }
+    write_end();
+    return result;
+}
+
+template <typename Dead>
+size_t Fdb::remove_if(Dead&& dead) {
+    size_t removed = 0;
+    for (Bucket& bk : buckets_) {
+        // Look first without the lock, so that a sweep locks (and makes
+        // readers retry) only for the buckets it changes, one at a time.
+        bool any = false;
+        for (size_t w = 0; w < kWays && !any; ++w) {
+            uint64_t k = __atomic_load_n(&bk.keys[w], __ATOMIC_RELAXED);
+            any = k != 0 && dead(k, __atomic_load_n(&bk.values[w], __ATOMIC_RELAXED));
+        }
+        if (!any) continue;
+        write_begin();
+        for (size_t w = 0; w < kWays; ++w)
+            if (bk.keys[w] != 0 && dead(bk.keys[w], __atomic_load_n(&bk.values[w], __ATOMIC_RELAXED))) {
+                __atomic_store_n(&bk.keys[w], 0, __ATOMIC_RELAXED);
+                __atomic_store_n(&bk.values[w], 0, __ATOMIC_RELAXED);
+                ++removed;
+            }
+        write_end();
+    }
+    return removed;
+}
+
+size_t Fdb::flush_port(PortId port) {
+    return remove_if([&](uint64_t, uint64_t v) { return value_port(v) == port && !value_static(v); });
+}
+
+size_t Fdb::forget_mac(uint64_t mac) {
+    return remove_if([&](uint64_t k, uint64_t v) { return (k & kMacMask) == mac && !value_static(v); });
+}
+
+size_t Fdb::age(uint64_t now_ns) {
+    uint64_t now_u = units(now_ns);
+    return remove_if([&](uint64_t, uint64_t v) { return expired(v, now_u); });
+}
+
+bool Fdb::decode(uint64_t key, uint64_t value, uint64_t now_ns, FdbEntry* e) const {
+    uint64_t now_u = units(now_ns);
+    if (key == 0 || expired(value, now_u)) return false;
+    e->vlan = static_cast<uint16_t>(key >> 48);
+    e->mac = MacAddr::from_u64(key & kMacMask);
+    e->port = value_port(value);
+    e->is_static = value_static(value);
+    e->age_ns = e->is_static ? 0 : age_units(value, now_u) << kTimeShift;
+    return true;
+}
+
+size_t Fdb::count(uint64_t now_ns) const {
+    size_t n = 0;
+    for_each(now_ns, [&](const FdbEntry&) { ++n; });
+    return n;
+}
+
+}  // namespace hv::net

@@ -1,0 +1,192 @@
+#pragma once
+// The switch's MAC table (filtering database, IEEE 802.1Q-2018 §8.8): which
+// port a (VLAN, MAC) was last seen on. Fixed size, no heap: 512 buckets of 8
+// ways, chosen by a multiplicative hash of the key; a full bucket refuses to
+// learn (the frame floods, as for any unknown destination) and is counted.
+//
+// Concurrency: lookups run on every forwarding CPU at once and take no lock:
+// a sequence counter (seqlock) tells them when a writer changed the table
+// under them, and they retry (after a few tries they take the lock, so a
+// stream of writers cannot starve a reader). Writers (learning a new MAC, a
+// move, flushes, ageing sweeps) serialize on a spinlock and are rare: a known
+// source on its known port only refreshes its timestamp, with one
+// compare-and-swap of its own word, and only once per 1/64 of the ageing time.
+//
+// Ageing is lazy: an entry older than the ageing time is treated as absent by
+// every lookup and its slot is reused by learning; age() sweeps them out for
+// the console. Static entries (a port's static MAC) never age and never move.
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernel/lib/spinlock.hpp"
+#include "kernel/net/frame.hpp"
+#include "kernel/net/mac_addr.hpp"
+
+namespace hv::net {
+
+enum class LearnResult : uint8_t {
+    refreshed,        // already there on this port
+    learned,          // new entry
+    moved,            // was on another port (a station moved)
+    static_conflict,  // a static entry of another port: not moved
+    full,             // no free or expired way in its bucket: not learned
+};
+const char* learn_result_name(LearnResult r);
+
+// How the data path's source lookup found the sender's MAC.
+enum class SourceState : uint8_t {
+    known,         // on the ingress port (timestamp refreshed if due): nothing to learn
+    unknown,       // absent or aged out: learn
+    other_port,    // a dynamic entry on another port: learn (a move)
+    other_static,  // another port's static MAC: a spoof, never learned
+};
+
+// One entry, for the console.
+struct FdbEntry {
+    uint16_t vlan;
+    MacAddr mac;
+    PortId port;
+    bool is_static;
+    uint64_t age_ns;  // since last seen (0 for static entries)
+};
+
+class Fdb {
+  public:
+    static constexpr size_t kWays = 8;
+    static constexpr size_t kBuckets = 512;
+    static constexpr size_t kCapacity = kWays * kBuckets;
+    static constexpr uint64_t kDefaultAgeingNs = 300ull * 1'000'000'000;  // 802.1Q-2018 §8.8.3 default
+    // Timestamps are kept in units of 2^16 ns (65.5 us): 48 bits of them last 584 years.
+    static constexpr unsigned kTimeShift = 16;
+    static constexpr uint64_t kMinAgeingNs = 1ull << kTimeShift;
+
+    // Clamped to at least kMinAgeingNs. Affects existing entries too.
+    void set_ageing_ns(uint64_t ns);
+    uint64_t ageing_ns() const { return __atomic_load_n(&ageing_ns_, __ATOMIC_RELAXED); }
+    // Mixes a secret into the hash so that a guest cannot aim its MACs at one
+    // bucket. Only while the table is empty (at boot).
+    void set_hash_seed(uint64_t seed) { seed_ = seed; }
+
+    // The port for (vlan, mac), or kNoPort when absent or aged out.
+    PortId lookup(uint16_t vlan, uint64_t mac, uint64_t now_ns) const;
+
+    // The data path's one table read per frame: the source (to know whether
+    // to learn) and, when want_dst, the destination (kNoPort when unknown),
+    // under one sequence check. Refreshes the source's timestamp when due.
+    PortId forward_lookup(uint16_t vlan, uint64_t src, uint64_t dst, bool want_dst, PortId in, uint64_t now_ns,
+                          SourceState* src_state);
+
+    // Takes the lock. make_static: a permanent entry (the port's static MAC).
+    LearnResult learn(uint16_t vlan, uint64_t mac, PortId port, uint64_t now_ns, bool make_static = false);
+
+    // Removes the port's dynamic entries (its guest stopped or moved away);
+    // static ones stay. Returns how many were removed.
+    size_t flush_port(PortId port);
+    // Removes the dynamic entries of mac on every VLAN (it just became a
+    // port's static MAC: whoever used it before must not keep it). Returns how many.
+    size_t forget_mac(uint64_t mac);
+    // Removes every aged-out dynamic entry; returns how many.
+    size_t age(uint64_t now_ns);
+
+    // Calls fn(const FdbEntry&) for each live entry, bucket by bucket; each
+    // bucket is copied consistently and fn runs outside the lock.
+    template <typename Fn>
+    void for_each(uint64_t now_ns, Fn&& fn) const {
+        for (size_t b = 0; b < kBuckets; ++b) {
+            Bucket copy;
+            read_consistent([&] {
+                for (size_t w = 0; w < kWays; ++w) {
+                    copy.keys[w] = __atomic_load_n(&buckets_[b].keys[w], __ATOMIC_RELAXED);
+                    copy.values[w] = __atomic_load_n(&buckets_[b].values[w], __ATOMIC_RELAXED);
+                }
+                return 0;
+            });
+            for (size_t w = 0; w < kWays; ++w) {
+                FdbEntry e;
+                if (decode(copy.keys[w], copy.values[w], now_ns, &e)) fn(e);
+            }
+        }
+    }
+    size_t count(uint64_t now_ns) const;
+
+    // Totals since boot (written under the lock).
+    uint64_t learned_total() const { return __atomic_load_n(&learned_, __ATOMIC_RELAXED); }
+    uint64_t moved_total() const { return __atomic_load_n(&moved_, __ATOMIC_RELAXED); }
+    uint64_t full_total() const { return __atomic_load_n(&full_, __ATOMIC_RELAXED); }
+
+  private:
+    // keys: vlan << 48 | mac (never 0, since a valid VLAN is never 0); 0 = empty.
+    // values: port in bits 0..11, static in bit 12, last seen (>> kTimeShift) in bits 16..63.
+    struct alignas(64) Bucket {
+        uint64_t keys[kWays];
+        uint64_t values[kWays];
+    };
+    static_assert(sizeof(Bucket) == 128);
+    static constexpr uint64_t kMacMask = 0xFFFF'FFFF'FFFFull;
+    static constexpr uint64_t kPortMask = 0xFFF;
+    static constexpr uint64_t kStaticBit = 1ull << 12;
+    static constexpr unsigned kValueTimeShift = 16;
+
+    static uint64_t make_key(uint16_t vlan, uint64_t mac) { return static_cast<uint64_t>(vlan) << 48 | mac; }
+    static uint64_t make_value(PortId port, bool is_static, uint64_t now_u) {
+        return (port & kPortMask) | (is_static ? kStaticBit : 0) | now_u << kValueTimeShift;
+    }
+    static uint64_t value_time(uint64_t v) { return v >> kValueTimeShift; }
+    static PortId value_port(uint64_t v) { return static_cast<PortId>(v & kPortMask); }
+    static bool value_static(uint64_t v) { return (v & kStaticBit) != 0; }
+    static uint64_t units(uint64_t ns) { return ns >> kTimeShift; }
+
+    size_t bucket_of(uint64_t key) const {
+        return static_cast<size_t>(((key ^ seed_) * 0x9E3779B97F4A7C15ull) >> (64 - 9));
+    }
+    static_assert(kBuckets == 1u << 9);
+    // Age of a value in time units (0 if the clock of this CPU is behind).
+    static uint64_t age_units(uint64_t v, uint64_t now_u) {
+        uint64_t seen = value_time(v);
+        return now_u > seen ? now_u - seen : 0;
+    }
+    bool expired(uint64_t v, uint64_t now_u) const {
+        return !value_static(v) && age_units(v, now_u) > __atomic_load_n(&ageing_u_, __ATOMIC_RELAXED);
+    }
+    bool decode(uint64_t key, uint64_t value, uint64_t now_ns, FdbEntry* e) const;
+
+    // Runs f (which reads with relaxed atomic loads) until it saw no writer.
+    template <typename F>
+    auto read_consistent(F&& f) const {
+        for (int i = 0; i < kOptimisticReads; ++i) {
+            uint32_t s1 = __atomic_load_n(&seq_, __ATOMIC_ACQUIRE);
+            if (s1 & 1) {
+                __builtin_ia32_pause();
+                continue;
+            }
+            auto r = f();
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            if (__atomic_load_n(&seq_, __ATOMIC_RELAXED) == s1) return r;
+        }
+        LockGuard g(lock_);
+        return f();
+    }
+    void write_begin();
+    void write_end();
+    // Clears every entry for which dead(key, value) holds, bucket by bucket.
+    template <typename Dead>
+    size_t remove_if(Dead&& dead);
+    // Way of key in bucket b, or -1. Relaxed loads: inside read_consistent or under the lock.
+    int find(size_t b, uint64_t key) const;
+
+    static constexpr int kOptimisticReads = 4;
+
+    Bucket buckets_[kBuckets] = {};
+    alignas(64) uint32_t seq_ = 0;  // odd while a writer is inside
+    mutable Spinlock lock_;
+    uint64_t seed_ = 0;
+    uint64_t ageing_ns_ = kDefaultAgeingNs;  // as set; the data path uses ageing_u_
+    uint64_t ageing_u_ = kDefaultAgeingNs >> kTimeShift;
+    uint64_t refresh_u_ = (kDefaultAgeingNs >> kTimeShift) / 64;
+    uint64_t learned_ = 0;
+    uint64_t moved_ = 0;
+    uint64_t full_ = 0;
+};
+
+}  // namespace hv::net

@@ -1,0 +1,219 @@
+// The MAC table: learning, moves, static entries, ageing (lazy and swept),
+// full buckets, flushing, introspection, and lookups racing with writers.
+#include "kernel/net/fdb.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <set>
+#include <thread>
+#include <vector>
+
+using hv::net::Fdb;
+using hv::net::FdbEntry;
+using hv::net::kNoPort;
+using hv::net::LearnResult;
+using hv::net::MacAddr;
+using hv::net::SourceState;
+
+namespace {
+
+constexpr uint64_t kSec = 1'000'000'000;
+constexpr uint64_t kMacA = 0x0000'5600'0002ull;  // 02:00:00:56:00:00 in load_mac48 order
+constexpr uint64_t kMacB = 0x0000'5600'0102ull;
+
+std::unique_ptr<Fdb> make_fdb() {
+    return std::make_unique<Fdb>();
+}
+
+}  // namespace
+
+TEST(Fdb, LearnsAndLooksUpPerVlan) {
+    auto f = make_fdb();
+    EXPECT_EQ(f->lookup(1, kMacA, 0), kNoPort);
+    EXPECT_EQ(f->learn(1, kMacA, 3, 0), LearnResult::learned);
+    EXPECT_EQ(f->lookup(1, kMacA, 0), 3);
+    EXPECT_EQ(f->lookup(2, kMacA, 0), kNoPort);  // keyed by (VLAN, MAC)
+    EXPECT_EQ(f->lookup(1, kMacB, 0), kNoPort);
+    EXPECT_EQ(f->learn(1, kMacA, 3, 1), LearnResult::refreshed);
+    EXPECT_EQ(f->learned_total(), 1u);
+    EXPECT_EQ(f->count(1), 1u);
+}
+
+TEST(Fdb, MoveUpdatesPortAndCounts) {
+    auto f = make_fdb();
+    ASSERT_EQ(f->learn(7, kMacA, 1, 0), LearnResult::learned);
+    EXPECT_EQ(f->learn(7, kMacA, 2, kSec), LearnResult::moved);
+    EXPECT_EQ(f->lookup(7, kMacA, kSec), 2);
+    EXPECT_EQ(f->moved_total(), 1u);
+}
+
+TEST(Fdb, StaticEntryNeverMovesNorAges) {
+    auto f = make_fdb();
+    ASSERT_EQ(f->learn(1, kMacA, 4, 0, true), LearnResult::learned);
+    EXPECT_EQ(f->learn(1, kMacA, 5, kSec), LearnResult::static_conflict);
+    EXPECT_EQ(f->lookup(1, kMacA, kSec), 4);
+    // Ten ageing periods later it is still there.
+    EXPECT_EQ(f->lookup(1, kMacA, 10 * Fdb::kDefaultAgeingNs), 4);
+    EXPECT_EQ(f->age(10 * Fdb::kDefaultAgeingNs), 0u);
+    EXPECT_EQ(f->flush_port(4), 0u);
+    EXPECT_EQ(f->lookup(1, kMacA, 0), 4);
+    // Re-learning from its own port keeps it static.
+    EXPECT_EQ(f->learn(1, kMacA, 4, kSec), LearnResult::refreshed);
+    EXPECT_EQ(f->learn(1, kMacA, 5, 2 * kSec), LearnResult::static_conflict);
+}
+
+TEST(Fdb, EntriesExpireAfterAgeingTime) {
+    auto f = make_fdb();
+    f->set_ageing_ns(10 * kSec);
+    EXPECT_EQ(f->ageing_ns(), 10 * kSec);
+    ASSERT_EQ(f->learn(1, kMacA, 1, 100 * kSec), LearnResult::learned);
+    EXPECT_EQ(f->lookup(1, kMacA, 109 * kSec), 1);
+    EXPECT_EQ(f->lookup(1, kMacA, 111 * kSec), kNoPort);  // lazily absent
+    EXPECT_EQ(f->count(111 * kSec), 0u);
+    // Re-learning an aged-out entry is a fresh learn, not a move.
+    EXPECT_EQ(f->learn(1, kMacA, 2, 111 * kSec), LearnResult::learned);
+    EXPECT_EQ(f->lookup(1, kMacA, 111 * kSec), 2);
+    EXPECT_EQ(f->moved_total(), 0u);
+}
+
+TEST(Fdb, ForwardLookupRefreshesKnownSource) {
+    auto f = make_fdb();
+    f->set_ageing_ns(64 * kSec);  // refresh granularity: 1 s
+    ASSERT_EQ(f->learn(1, kMacA, 1, 0), LearnResult::learned);
+    SourceState s;
+    // 40 s later the source sends again: refreshed, so it lives until 40 + 64 s.
+    EXPECT_EQ(f->forward_lookup(1, kMacA, kMacB, true, 1, 40 * kSec, &s), kNoPort);
+    EXPECT_EQ(s, SourceState::known);
+    EXPECT_EQ(f->lookup(1, kMacA, 100 * kSec), 1);
+    EXPECT_EQ(f->lookup(1, kMacA, 105 * kSec), kNoPort);
+}
+
+TEST(Fdb, ForwardLookupReportsSourceState) {
+    auto f = make_fdb();
+    SourceState s;
+    EXPECT_EQ(f->forward_lookup(1, kMacA, kMacB, true, 1, 0, &s), kNoPort);
+    EXPECT_EQ(s, SourceState::unknown);
+    ASSERT_EQ(f->learn(1, kMacA, 1, 0), LearnResult::learned);
+    ASSERT_EQ(f->learn(1, kMacB, 2, 0, true), LearnResult::learned);
+    EXPECT_EQ(f->forward_lookup(1, kMacA, kMacB, true, 1, 0, &s), 2);
+    EXPECT_EQ(s, SourceState::known);
+    EXPECT_EQ(f->forward_lookup(1, kMacA, kMacB, false, 3, 0, &s), kNoPort);  // want_dst false
+    EXPECT_EQ(s, SourceState::other_port);
+    EXPECT_EQ(f->forward_lookup(1, kMacB, kMacA, true, 3, 0, &s), 1);
+    EXPECT_EQ(s, SourceState::other_static);
+}
+
+TEST(Fdb, FullBucketRefusesAndCountsThenReusesExpiredWays) {
+    auto f = make_fdb();
+    f->set_ageing_ns(10 * kSec);
+    std::vector<uint64_t> refused;
+    size_t learned = 0;
+    // Four times the capacity: buckets overflow long before the table is "full".
+    for (uint64_t i = 0; i < 4 * Fdb::kCapacity; ++i) {
+        uint64_t mac = 0x0200'0000'0000ull | (i * 0x10001ull);
+        LearnResult r = f->learn(1, mac, static_cast<uint16_t>(i % 8), 0);
+        if (r == LearnResult::full)
+            refused.push_back(mac);
+        else if (r == LearnResult::learned)
+            ++learned;
+    }
+    EXPECT_EQ(learned, Fdb::kCapacity);  // every way of every bucket got used
+    EXPECT_EQ(refused.size(), 3 * Fdb::kCapacity);
+    EXPECT_EQ(f->full_total(), refused.size());
+    EXPECT_EQ(f->count(0), Fdb::kCapacity);
+    EXPECT_EQ(f->lookup(1, refused[0], 0), kNoPort);
+    // Once the old entries aged out, their ways are reused.
+    EXPECT_EQ(f->learn(1, refused[0], 1, 11 * kSec), LearnResult::learned);
+    EXPECT_EQ(f->lookup(1, refused[0], 11 * kSec), 1);
+    EXPECT_EQ(f->age(11 * kSec), Fdb::kCapacity - 1);
+    EXPECT_EQ(f->count(11 * kSec), 1u);
+}
+
+TEST(Fdb, FlushPortRemovesOnlyItsDynamicEntries) {
+    auto f = make_fdb();
+    ASSERT_EQ(f->learn(1, kMacA, 1, 0), LearnResult::learned);
+    ASSERT_EQ(f->learn(2, kMacA, 1, 0), LearnResult::learned);
+    ASSERT_EQ(f->learn(1, kMacB, 2, 0), LearnResult::learned);
+    ASSERT_EQ(f->learn(3, kMacB, 1, 0, true), LearnResult::learned);
+    EXPECT_EQ(f->flush_port(1), 2u);
+    EXPECT_EQ(f->lookup(1, kMacA, 0), kNoPort);
+    EXPECT_EQ(f->lookup(2, kMacA, 0), kNoPort);
+    EXPECT_EQ(f->lookup(1, kMacB, 0), 2);
+    EXPECT_EQ(f->lookup(3, kMacB, 0), 1);
+}
+
+TEST(Fdb, ForEachReportsEveryLiveEntry) {
+    auto f = make_fdb();
+    ASSERT_EQ(f->learn(10, kMacA, 1, 2 * kSec), LearnResult::learned);
+    ASSERT_EQ(f->learn(20, kMacB, 2, 0, true), LearnResult::learned);
+    std::vector<FdbEntry> seen;
+    f->for_each(5 * kSec, [&](const FdbEntry& e) { seen.push_back(e); });
+    ASSERT_EQ(seen.size(), 2u);
+    if (seen[0].vlan != 10) std::swap(seen[0], seen[1]);
+    EXPECT_EQ(seen[0].vlan, 10);
+    EXPECT_EQ(seen[0].mac, MacAddr::from_u64(kMacA));
+    EXPECT_EQ(seen[0].port, 1);
+    EXPECT_FALSE(seen[0].is_static);
+    // Age with the table's 65.5 us granularity.
+    EXPECT_NEAR(static_cast<double>(seen[0].age_ns), 3.0 * kSec, 2 << Fdb::kTimeShift);
+    EXPECT_EQ(seen[1].vlan, 20);
+    EXPECT_EQ(seen[1].mac, MacAddr::from_u64(kMacB));
+    EXPECT_EQ(seen[1].port, 2);
+    EXPECT_TRUE(seen[1].is_static);
+    EXPECT_EQ(seen[1].age_ns, 0u);
+}
+
+TEST(Fdb, HashSeedSpreadsKeysDifferently) {
+    // Same keys, different seeds: the set of refused keys differs, so a guest
+    // cannot precompute colliding MACs without the seed.
+    auto refused_with = [](uint64_t seed) {
+        auto f = make_fdb();
+        f->set_hash_seed(seed);
+        std::set<uint64_t> refused;
+        for (uint64_t i = 0; i < 2 * Fdb::kCapacity; ++i)
+            if (f->learn(1, 0x0200'0000'0000ull + i, 1, 0) == LearnResult::full) refused.insert(i);
+        return refused;
+    };
+    EXPECT_NE(refused_with(0), refused_with(0x1234'5678'9abc'def1ull));
+}
+
+TEST(Fdb, LookupsRacingWithWritersSeeOnlyRealPorts) {
+    auto f = make_fdb();
+    // A static entry that must always be found, and a dynamic one that moves
+    // between ports 1 and 2 and is flushed, while other keys churn its bucket.
+    ASSERT_EQ(f->learn(1, kMacA, 9, 0, true), LearnResult::learned);
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+        for (uint64_t i = 0; !stop.load(); ++i) {
+            (void)f->learn(1, kMacB, static_cast<uint16_t>(1 + (i & 1)), i);
+            (void)f->learn(1, 0x0600'0000'0000ull + (i % 20000), 3, i);
+            if (i % 64 == 0) f->flush_port(3);
+        }
+    });
+    size_t bad = 0, found_b = 0;
+    for (int i = 0; i < 200000; ++i) {
+        if (f->lookup(1, kMacA, 0) != 9) ++bad;
+        uint16_t p = f->lookup(1, kMacB, 0);
+        if (p != kNoPort && p != 1 && p != 2) ++bad;
+        if (p != kNoPort) ++found_b;
+    }
+    stop = true;
+    writer.join();
+    EXPECT_EQ(bad, 0u);
+    EXPECT_GT(found_b, 0u);
+}
+
+TEST(Fdb, ForgetMacRemovesItsDynamicEntriesOnEveryVlan) {
+    auto f = make_fdb();
+    ASSERT_EQ(f->learn(1, kMacA, 1, 0), LearnResult::learned);
+    ASSERT_EQ(f->learn(2, kMacA, 2, 0), LearnResult::learned);
+    ASSERT_EQ(f->learn(3, kMacA, 3, 0, true), LearnResult::learned);
+    ASSERT_EQ(f->learn(1, kMacB, 1, 0), LearnResult::learned);
+    EXPECT_EQ(f->forget_mac(kMacA), 2u);
+    EXPECT_EQ(f->lookup(1, kMacA, 0), kNoPort);
+    EXPECT_EQ(f->lookup(2, kMacA, 0), kNoPort);
+    EXPECT_EQ(f->lookup(3, kMacA, 0), 3);
+    EXPECT_EQ(f->lookup(1, kMacB, 0), 1);
+}
