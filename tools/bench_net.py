@@ -74,7 +74,11 @@ def _die_with_parent():
 class Proc:
     """A child process in its own process group, output to a log file and kept in memory."""
 
+    nice = 0  # niceness for every process started here (main() sets it from --nice)
+
     def __init__(self, name, argv, logdir, env=None, stdin=True):
+        if Proc.nice:
+            argv = ["nice", "-n", str(Proc.nice)] + argv
         self.name = name
         self.quitting = False  # set once the process was told to exit
         self.log_path = os.path.join(logdir, f"{name}.log")
@@ -85,6 +89,15 @@ class Proc:
         self.p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, bufsize=0,
                                   start_new_session=True, preexec_fn=_die_with_parent)
+        if Proc.nice:
+            # The process leads its own session, so with autogroup scheduling
+            # (the default) it is its own scheduling group and `nice` alone
+            # would weigh only against itself: set the group's niceness too.
+            try:
+                with open(f"/proc/{self.p.pid}/autogroup", "w") as f:
+                    f.write(str(Proc.nice))
+            except OSError:
+                pass
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -633,12 +646,18 @@ def main():
     ap.add_argument("--warmup", type=float, default=3, help="seconds of traffic before the sample (default 3)")
     ap.add_argument("--sizes", default="64,1500", help="frame sizes in bytes, comma-separated (default 64,1500)")
     ap.add_argument("--only", default="", help="comma-separated subset of: " + ",".join(IMPLS))
+    ap.add_argument("--nice", type=int, default=-10,
+                    help="niceness of the generator and the switch under test (default -10: a busy-polling "
+                         "forwarding core still loses time to other work, but much less; 0 to run as others)")
     ap.add_argument("--keep-logs", action="store_true", help="keep the run's logs (their directory is printed)")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
     if not 1 <= a.seconds <= 600 or not 0 <= a.warmup <= 120 or not 1 <= a.rounds <= 20:
         ap.error("--seconds must be 1..600, --warmup 0..120, --rounds 1..20")
+    if not -20 <= a.nice <= 19:
+        ap.error("--nice must be -20..19")
+    Proc.nice = a.nice
     try:
         sizes = [int(s) for s in a.sizes.split(",") if s]
     except ValueError:
