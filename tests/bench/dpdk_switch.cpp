@@ -35,13 +35,6 @@
 
 namespace hv::bench {
 
-#if !HV_BENCH_HAVE_SWITCH
-// This tree has no kernel/net/switch.hpp yet: only the reference bridge runs.
-std::unique_ptr<SwitchAdapter> make_hv_adapter() {
-    return nullptr;
-}
-#endif
-
 namespace {
 
 constexpr int kMaxPorts = 16;
