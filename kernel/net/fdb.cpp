@@ -13,6 +13,16 @@ const char* learn_result_name(LearnResult r) {
     return "unknown";
 }
 
+const char* source_state_name(SourceState s) {
+    switch (s) {
+        case SourceState::known: return "known";
+        case SourceState::unknown: return "unknown";
+        case SourceState::other_port: return "other_port";
+        case SourceState::other_static: return "other_static";
+    }
+    return "invalid";
+}
+
 void Fdb::set_ageing_ns(uint64_t ns) {
     if (ns < kMinAgeingNs) ns = kMinAgeingNs;
     uint64_t u = units(ns);

@@ -41,6 +41,7 @@ enum class SourceState : uint8_t {
     other_port,    // a dynamic entry on another port: learn (a move)
     other_static,  // another port's static MAC: a spoof, never learned
 };
+const char* source_state_name(SourceState s);
 
 // One entry, for the console.
 struct FdbEntry {

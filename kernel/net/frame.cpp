@@ -2,9 +2,22 @@
 
 namespace hv::net {
 
+const char* deliver_result_name(DeliverResult r) {
+    switch (r) {
+        case DeliverResult::delivered: return "delivered";
+        case DeliverResult::no_buffer: return "no_buffer";
+        case DeliverResult::down: return "down";
+    }
+    return "unknown";
+}
+
 uint32_t copy_view(const FrameView& f, uint32_t offset, uint8_t* dst, uint32_t n) {
     if (offset >= f.len) return 0;
     if (n > f.len - offset) n = f.len - offset;
+    if (f.count == 1 && f.segs[0].len >= f.len) {  // the common case: one contiguous buffer
+        __builtin_memcpy(dst, f.segs[0].data + offset, n);
+        return n;
+    }
     uint32_t done = 0;
     // Skip whole segments before offset, then copy piece by piece.
     for (uint32_t i = 0; i < f.count && done < n; ++i) {

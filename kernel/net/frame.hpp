@@ -64,6 +64,7 @@ enum class DeliverResult : uint8_t {
     no_buffer,  // the receiver had no (or too few) RX buffers: dropped, counted at the receiver
     down,       // the receiving device is not running (reset, broken, guest stopped)
 };
+const char* deliver_result_name(DeliverResult r);
 
 // Implemented by each port's device. deliver() and flush() may be called from
 // any CPU at any time, concurrently with each other and with the device's own

@@ -6,10 +6,6 @@ namespace hv::net {
 
 namespace {
 
-uint16_t load_be16(const uint8_t* p) {
-    return static_cast<uint16_t>(p[0] << 8 | p[1]);
-}
-
 // Ethertypes that announce a further VLAN tag. A frame that still carries one
 // after the switch removed or assigned its own tag is a double-tagging
 // attempt: once the outer tag is stripped (on an access port or a trunk's
@@ -221,26 +217,43 @@ void Switch::forward_one(TxBatch& batch, PortId in, const FrameView& frame, uint
     for (uint32_t i = 0; i < frame.count; ++i) total += frame.segs[i].len;
     if (total != frame.len) return drop(ic, DropReason::malformed);
 
-    // The one read of the header out of the sender's memory; from here on only the copy is used.
+    // The one read of the header out of the sender's memory, into registers
+    // and the private copy; from here on only those are used. (Deciding from
+    // the registers also spares reloading bytes just stored, which stalls
+    // store-to-load forwarding.) Byte i of the frame is bits 8i.. of w0/w1/w2.
+    static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);
     Heads h;
     h.frame = &frame;
+    uint64_t w0, w1;
+    uint16_t w2;
     if (frame.segs[0].len >= kHeadMax) {
-        __builtin_memcpy(h.hdr, frame.segs[0].data, kHeadMax);
+        const uint8_t* p = frame.segs[0].data;
+        __builtin_memcpy(&w0, p, 8);
+        __builtin_memcpy(&w1, p + 8, 8);
+        __builtin_memcpy(&w2, p + 16, 2);
         h.n = kHeadMax;
     } else {
-        h.n = copy_view(frame, 0, h.hdr, kHeadMax);
+        uint8_t gathered[kHeadMax] = {};
+        h.n = copy_view(frame, 0, gathered, kHeadMax);
+        __builtin_memcpy(&w0, gathered, 8);
+        __builtin_memcpy(&w1, gathered + 8, 8);
+        __builtin_memcpy(&w2, gathered + 16, 2);
     }
-    const uint16_t ethertype = load_be16(h.hdr + 12);
+    __builtin_memcpy(h.hdr, &w0, 8);
+    __builtin_memcpy(h.hdr + 8, &w1, 8);
+    __builtin_memcpy(h.hdr + 16, &w2, 2);
+
+    const uint16_t ethertype = __builtin_bswap16(static_cast<uint16_t>(w1 >> 32));
     h.tagged_in = ethertype == kEthertypeVlan;
     if (h.tagged_in ? frame.len < kHeadMax : frame.len > kMaxUntaggedLen) return drop(ic, DropReason::malformed);
-    if (h.hdr[6] & 1) return drop(ic, DropReason::malformed);  // group bit in the source (IEEE 802 §8.2)
+    if (w0 >> 48 & 1) return drop(ic, DropReason::malformed);  // group bit in the source (IEEE 802 §8.2)
 
-    const uint64_t dst = load_mac48(h.hdr);
-    const uint64_t src = load_mac48(h.hdr + 6);
+    const uint64_t dst = w0 & 0xFFFF'FFFF'FFFFull;  // as load_mac48()
+    const uint64_t src = w0 >> 48 | (w1 & 0xFFFF'FFFFull) << 16;
     if (hot.has_static && src != hot.static_mac) return drop(ic, DropReason::spoofed);
 
     // Ingress VLAN classification (802.1Q-2018 §6.9: VID 0 = priority-tagged, i.e. untagged).
-    const uint16_t tci = h.tagged_in ? load_be16(h.hdr + 14) : 0;
+    const uint16_t tci = h.tagged_in ? __builtin_bswap16(static_cast<uint16_t>(w1 >> 48)) : 0;
     const uint16_t vid = tci & kVidMask;
     h.pcp_dei = static_cast<uint8_t>(tci >> 8 & 0xF0);
     uint16_t vlan;
@@ -251,12 +264,12 @@ void Switch::forward_one(TxBatch& batch, PortId in, const FrameView& frame, uint
     else
         vlan = 0;
     if (vlan == 0) return drop(ic, DropReason::vlan_filtered);
-    if (is_tag_ethertype(h.tagged_in ? load_be16(h.hdr + 16) : ethertype)) return drop(ic, DropReason::vlan_filtered);
+    if (is_tag_ethertype(h.tagged_in ? __builtin_bswap16(w2) : ethertype)) return drop(ic, DropReason::vlan_filtered);
     h.vlan = vlan;
 
     if (hot.rate_limited && !ip.bucket.take(frame.len, now_ns)) return drop(ic, DropReason::rate_limited);
 
-    const bool dst_group = (h.hdr[0] & 1) != 0;
+    const bool dst_group = (w0 & 1) != 0;
     SourceState ss;
     PortId dport = fdb_.forward_lookup(vlan, src, dst, !dst_group, in, now_ns, &ss);
     if (ss == SourceState::other_static) return drop(ic, DropReason::spoofed);
@@ -270,15 +283,15 @@ void Switch::forward_one(TxBatch& batch, PortId in, const FrameView& frame, uint
         if (r == LearnResult::full) bump(ic.fdb_full);
     }
 
-    if (hot.mirror_in) {
+    if (uint8_t sessions = __atomic_load_n(&hot.mirror_in, __ATOMIC_RELAXED)) {
         OutFrame as_sent{h.hdr, h.n, frame, h.n};
-        capture(__atomic_load_n(&hot.mirror_in, __ATOMIC_RELAXED), as_sent, now_ns);
+        capture(sessions, as_sent, now_ns);
     }
     h.build_untagged();
 
     const uint32_t members = __atomic_load_n(&vlan_members_[vlan], __ATOMIC_RELAXED);
     const uint32_t protected_mask = __atomic_load_n(&protected_mask_, __ATOMIC_RELAXED);
-    if (dport != kNoPort && (members & (1u << dport))) {
+    if (dport < kMaxPorts && (members & (1u << dport))) {
         if (dport == in) return;  // the destination is behind the sender's own port: filter
         const uint32_t dbit = 1u << dport;
         if (hot.protected_port && (protected_mask & dbit)) return drop(ic, DropReason::protected_port);
@@ -302,8 +315,8 @@ void Switch::deliver_to(TxBatch& batch, PortId port, uint16_t vlan, Heads& h, ui
     const OutFrame& f = (hot.trunk && vlan != hot.native_vlan) ? h.get_tagged() : h.untagged;
     DeliverResult r = hot.driver->deliver(f);
     batch.account(port, r, f.len());
-    if (r == DeliverResult::delivered && hot.mirror_out)
-        capture(__atomic_load_n(&hot.mirror_out, __ATOMIC_RELAXED), f, now_ns);
+    if (r != DeliverResult::delivered) return;
+    if (uint8_t sessions = __atomic_load_n(&hot.mirror_out, __ATOMIC_RELAXED)) capture(sessions, f, now_ns);
 }
 
 void Switch::capture(uint8_t sessions, const OutFrame& f, uint64_t now_ns) {

@@ -41,7 +41,10 @@ class VlanSet {
     }
     constexpr size_t count() const {
         size_t n = 0;
-        for (auto w : words_) n += static_cast<size_t>(__builtin_popcountll(w));
+        // Not __builtin_popcountll: without -mpopcnt GCC calls libgcc's
+        // __popcountdi2, and the hypervisor links no libgcc.
+        for (uint64_t w : words_)
+            for (; w != 0; w &= w - 1) ++n;
         return n;
     }
 

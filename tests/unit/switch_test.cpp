@@ -809,6 +809,8 @@ TEST(Switch, EnumNamesAreDistinct) {
     EXPECT_STREQ(vlan_mode_name(VlanMode::trunk), "trunk");
     EXPECT_STREQ(mirror_dir_name(MirrorDir::both), "both");
     EXPECT_STREQ(learn_result_name(LearnResult::static_conflict), "static_conflict");
+    EXPECT_STREQ(source_state_name(SourceState::other_static), "other_static");
+    EXPECT_STREQ(deliver_result_name(DeliverResult::no_buffer), "no_buffer");
 }
 
 TEST(Switch, MirrorSessionsCaptureIngressAsSentAndEgressAsDelivered) {
@@ -913,4 +915,20 @@ TEST(Switch, TwoSendersOnTwoThreadsIntoOneReceiver) {
     EXPECT_EQ(n.counters(a).rx_packets, uint64_t(kFrames));
     EXPECT_EQ(n.counters(b).rx_packets, uint64_t(kFrames));
     EXPECT_EQ(n.port(a).delivered + n.port(b).delivered, 0u);
+}
+
+TEST(VlanSet, AddRemoveRangeAndCount) {
+    VlanSet s;
+    EXPECT_TRUE(s.empty());
+    s.add_range(100, 199);
+    s.add(4094);
+    s.add(4096);  // out of range: ignored
+    EXPECT_EQ(s.count(), 101u);
+    EXPECT_TRUE(s.contains(100) && s.contains(199) && s.contains(4094));
+    EXPECT_FALSE(s.contains(99) || s.contains(200) || s.contains(4096));
+    s.remove(150);
+    EXPECT_FALSE(s.contains(150));
+    EXPECT_EQ(s.count(), 100u);
+    s.clear();
+    EXPECT_TRUE(s.empty());
 }
