@@ -26,6 +26,7 @@ and OVS database of the run are removed, whatever happens.
 import argparse
 import ctypes
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -549,10 +550,14 @@ def run_switch_bench(build):
     binary = os.path.join(build, "tests", "bench", "switch_bench")
     if not os.access(binary, os.X_OK):
         return None
-    r = subprocess.run([binary, "--benchmark_format=console"], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([binary, "--benchmark_format=json"], capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         raise BenchError(f"switch_bench failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
-    return r.stdout
+    try:
+        rows = json.loads(r.stdout)["benchmarks"]
+    except (ValueError, KeyError) as e:
+        raise BenchError(f"switch_bench: unreadable output ({e}):\n{r.stdout[-3000:]}")
+    return [b for b in rows if b.get("run_type", "iteration") == "iteration"]
 
 
 def fmt(v, spec=".2f"):
@@ -748,8 +753,15 @@ def main():
         print("Pure core (no DPDK): skipped, this tree has no tests/bench/switch_bench")
         print('bench.net impl=core status=skipped reason="no switch_bench in this tree"')
     else:
-        print("Pure core (no DPDK), Google Benchmark switch_bench:")
-        print(core.rstrip())
+        print("Pure core (no DPDK, one core, receivers copy_out() into RX buffers), Google Benchmark switch_bench:")
+        print(f"  {'benchmark':<40} {'Mpps':>8} {'cycles/packet':>14}")
+        for b in core:
+            mpps = b.get("items_per_second", 0) / 1e6
+            cyc = b.get("tsc_per_pkt")
+            print(f"  {b['name']:<40} {mpps:>8.2f} {fmt(cyc, '.1f'):>14}")
+        for b in core:
+            print(f"bench.net impl=core name={b['name']} mpps={b.get('items_per_second', 0) / 1e6:.3f} "
+                  f"cycles_per_packet={fmt(b.get('tsc_per_pkt'), '.1f')}")
     return 1 if failed else 0
 
 
