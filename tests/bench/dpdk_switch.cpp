@@ -1,0 +1,355 @@
+// dpdk_switch: puts a switch (tests/bench/switch_adapter.hpp) in the seat that
+// testpmd io-forwarding and Open vSwitch take in ../shared/BENCH-PEERS.md, so
+// that `tools/hv bench net` measures all three with the same generator, cores
+// and traffic.
+//
+//   dpdk_switch EAL-OPTIONS -- [--adapter ref|hv] [--rxq N] [--txq N] [--mbufs N]
+//   dpdk_switch --list-adapters
+//
+// The EAL options are testpmd's (-l 0,1 --main-lcore 0 --no-pci --vdev=net_memif...):
+// the first worker lcore forwards, the main lcore reads commands on stdin:
+//   stats  prints  dpdk_switch.stats rx=.. tx=.. busy_cycles=.. ...  (cumulative)
+//   quit   (or end of input, SIGINT, SIGTERM) stops, prints the final stats, exits.
+// Like testpmd, RX queue q of a port is served together with TX queue q of
+// every egress port, so queue counts must match the generator's (2).
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <atomic>
+#include <memory>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_prefetch.h>
+
+#include "switch_adapter.hpp"
+
+namespace hv::bench {
+
+namespace {
+
+constexpr int kMaxPorts = 16;
+constexpr int kMaxQueues = 8;
+constexpr uint16_t kBurst = 32;       // testpmd's default packets per burst
+constexpr unsigned kMbufCache = 250;  // testpmd's DEF_MBUF_CACHE
+
+volatile sig_atomic_t g_signalled = 0;
+
+void on_signal(int) {
+    g_signalled = 1;
+}
+
+// Counters the forwarding lcore writes (single writer) and the main lcore reads.
+struct FwdCounters {
+    std::atomic<uint64_t> rx{0};
+    std::atomic<uint64_t> tx{0};
+    std::atomic<uint64_t> busy_cycles{0};  // from rx_burst to the last flush, bursts with packets only
+    std::atomic<uint64_t> drop_tx{0};      // the egress ring was full
+    std::atomic<uint64_t> drop_nobuf{0};   // no mbuf for an egress copy, or the frame did not fit one
+
+    static void add(std::atomic<uint64_t>& c, uint64_t n) {
+        c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+};
+
+class MbufTxPort final : public TxPort {
+  public:
+    void init(uint16_t port_id, rte_mempool* pool, FwdCounters* counters) {
+        port_id_ = port_id;
+        pool_ = pool;
+        counters_ = counters;
+        max_len_ = rte_pktmbuf_data_room_size(pool) - RTE_PKTMBUF_HEADROOM;
+    }
+    void set_queue(uint16_t q) { queue_ = q; }
+
+    uint8_t* reserve(uint32_t len) override {
+        if (len > max_len_) {
+            FwdCounters::add(counters_->drop_nobuf, 1);
+            return nullptr;
+        }
+        if (pending_n_ == kBurst) flush();
+        if (stash_n_ == 0) {
+            // Refill in bulk: one mempool cache access per kBurst frames.
+            if (rte_pktmbuf_alloc_bulk(pool_, stash_, kBurst) != 0) {
+                FwdCounters::add(counters_->drop_nobuf, 1);
+                return nullptr;
+            }
+            stash_n_ = kBurst;
+        }
+        rte_mbuf* m = stash_[--stash_n_];
+        m->data_len = static_cast<uint16_t>(len);
+        m->pkt_len = len;
+        pending_[pending_n_++] = m;
+        return rte_pktmbuf_mtod(m, uint8_t*);
+    }
+
+    void flush() override {
+        if (pending_n_ == 0) return;
+        const uint16_t sent = rte_eth_tx_burst(port_id_, queue_, pending_, pending_n_);
+        if (sent < pending_n_) {
+            rte_pktmbuf_free_bulk(pending_ + sent, pending_n_ - sent);
+            FwdCounters::add(counters_->drop_tx, pending_n_ - sent);
+        }
+        FwdCounters::add(counters_->tx, sent);
+        pending_n_ = 0;
+    }
+
+    void release() {
+        if (stash_n_ != 0) rte_pktmbuf_free_bulk(stash_, stash_n_);
+        stash_n_ = 0;
+    }
+
+  private:
+    uint16_t port_id_ = 0;
+    uint16_t queue_ = 0;
+    rte_mempool* pool_ = nullptr;
+    FwdCounters* counters_ = nullptr;
+    uint32_t max_len_ = 0;
+    rte_mbuf* pending_[kBurst] = {};
+    uint16_t pending_n_ = 0;
+    rte_mbuf* stash_[kBurst] = {};
+    uint16_t stash_n_ = 0;
+};
+
+struct Harness {
+    int ports = 0;
+    uint16_t rxq = 2;
+    uint16_t txq = 2;
+    MbufTxPort tx[kMaxPorts];
+    SwitchAdapter* adapter = nullptr;
+    FwdCounters counters;
+    std::atomic<bool> quit{false};
+};
+
+int forward_loop(void* arg) {
+    Harness& h = *static_cast<Harness*>(arg);
+    rte_mbuf* rx[kBurst];
+    while (!h.quit.load(std::memory_order_relaxed)) {
+        for (int p = 0; p < h.ports; ++p) {
+            for (uint16_t q = 0; q < h.rxq; ++q) {
+                // Busy cycles only, as testpmd (--record-core-cycles) and
+                // OVS's pmd-stats-show count them: empty polls are idle time.
+                const uint64_t t0 = rte_rdtsc();
+                const uint16_t n = rte_eth_rx_burst(static_cast<uint16_t>(p), q, rx, kBurst);
+                if (n == 0) continue;
+                const uint16_t tq = static_cast<uint16_t>(q % h.txq);
+                for (int e = 0; e < h.ports; ++e) h.tx[e].set_queue(tq);
+                h.adapter->begin_burst(p, t0);
+                for (uint16_t i = 0; i < n; ++i) {
+                    if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(rx[i + 1], void*));
+                    const rte_mbuf* m = rx[i];
+                    // memif RX fills chained mbufs only for frames larger than
+                    // one mbuf, which this harness never sends: the first
+                    // segment is the whole frame.
+                    h.adapter->forward(p, rte_pktmbuf_mtod(m, const uint8_t*), m->data_len);
+                }
+                h.adapter->end_burst(p);
+                // The adapter flushes what it sent; this only catches leftovers
+                // so that nothing waits across a queue switch.
+                for (int e = 0; e < h.ports; ++e) h.tx[e].flush();
+                rte_pktmbuf_free_bulk(rx, n);
+                FwdCounters::add(h.counters.rx, n);
+                FwdCounters::add(h.counters.busy_cycles, rte_rdtsc() - t0);
+            }
+        }
+    }
+    return 0;
+}
+
+void print_stats(const Harness& h, const char* event) {
+    const uint64_t rx = h.counters.rx.load(std::memory_order_relaxed);
+    const uint64_t busy = h.counters.busy_cycles.load(std::memory_order_relaxed);
+    // Integer cycles per packet with two decimals, so no floating point is needed.
+    const uint64_t cpp100 = rx ? busy * 100 / rx : 0;
+    printf(
+        "%s adapter=%s rx=%lu tx=%lu busy_cycles=%lu cycles_per_packet=%lu.%02lu drop_tx=%lu drop_nobuf=%lu "
+        "tsc_hz=%lu\n",
+        event, h.adapter->name(), rx, h.counters.tx.load(std::memory_order_relaxed), busy, cpp100 / 100, cpp100 % 100,
+        h.counters.drop_tx.load(std::memory_order_relaxed), h.counters.drop_nobuf.load(std::memory_order_relaxed),
+        rte_get_tsc_hz());
+    fflush(stdout);
+}
+
+[[noreturn]] void usage_exit(const char* msg) {
+    fprintf(stderr,
+            "dpdk_switch: %s\nusage: dpdk_switch EAL-OPTIONS -- [--adapter ref|hv] [--rxq N] [--txq N] [--mbufs N]\n",
+            msg);
+    exit(2);
+}
+
+long parse_count(const char* s, long lo, long hi) {
+    char* end = nullptr;
+    errno = 0;
+    const long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) usage_exit("bad number");
+    return v;
+}
+
+bool setup_port(uint16_t port, uint16_t rxq, uint16_t txq, rte_mempool* pool) {
+    rte_eth_conf conf;
+    memset(&conf, 0, sizeof(conf));
+    int rc = rte_eth_dev_configure(port, rxq, txq, &conf);
+    if (rc != 0) {
+        fprintf(stderr, "dpdk_switch: port %u: configure failed (%d)\n", port, rc);
+        return false;
+    }
+    const int socket = rte_eth_dev_socket_id(port);
+    const unsigned sock = socket < 0 ? 0 : static_cast<unsigned>(socket);
+    // 0 descriptors: the driver's default, as testpmd (memif sizes its rings from devargs).
+    for (uint16_t q = 0; q < rxq; ++q) {
+        rc = rte_eth_rx_queue_setup(port, q, 0, sock, nullptr, pool);
+        if (rc != 0) {
+            fprintf(stderr, "dpdk_switch: port %u: rx queue %u setup failed (%d)\n", port, q, rc);
+            return false;
+        }
+    }
+    for (uint16_t q = 0; q < txq; ++q) {
+        rc = rte_eth_tx_queue_setup(port, q, 0, sock, nullptr);
+        if (rc != 0) {
+            fprintf(stderr, "dpdk_switch: port %u: tx queue %u setup failed (%d)\n", port, q, rc);
+            return false;
+        }
+    }
+    rc = rte_eth_dev_start(port);
+    if (rc != 0) {
+        fprintf(stderr, "dpdk_switch: port %u: start failed (%d)\n", port, rc);
+        return false;
+    }
+    return true;
+}
+
+int run(int argc, char** argv) {
+    if (argc == 2 && strcmp(argv[1], "--list-adapters") == 0) {
+        // Before EAL init: needs no hugepages, for tools/bench_net.py to see what this build has.
+        printf("ref%s\n", make_hv_adapter() ? " hv" : "");
+        return 0;
+    }
+    const int eal_args = rte_eal_init(argc, argv);
+    if (eal_args < 0) {
+        fprintf(stderr, "dpdk_switch: EAL init failed: %s\n", rte_strerror(rte_errno));
+        return 1;
+    }
+    argc -= eal_args;
+    argv += eal_args;
+
+    const char* adapter_name = "ref";
+    Harness* hp = new Harness();  // large (mbuf arrays per port); outlives the lcore
+    Harness& h = *hp;
+    long mbufs = 32768;
+    for (int i = 1; i < argc; ++i) {
+        const bool has_value = i + 1 < argc;
+        if (strcmp(argv[i], "--adapter") == 0 && has_value) {
+            adapter_name = argv[++i];
+        } else if (strcmp(argv[i], "--rxq") == 0 && has_value) {
+            h.rxq = static_cast<uint16_t>(parse_count(argv[++i], 1, kMaxQueues));
+        } else if (strcmp(argv[i], "--txq") == 0 && has_value) {
+            h.txq = static_cast<uint16_t>(parse_count(argv[++i], 1, kMaxQueues));
+        } else if (strcmp(argv[i], "--mbufs") == 0 && has_value) {
+            mbufs = parse_count(argv[++i], 1024, 1 << 22);
+        } else {
+            usage_exit("unknown option");
+        }
+    }
+
+    std::unique_ptr<SwitchAdapter> adapter;
+    if (strcmp(adapter_name, "ref") == 0) {
+        adapter = make_reference_adapter();
+    } else if (strcmp(adapter_name, "hv") == 0) {
+        adapter = make_hv_adapter();
+        if (!adapter) {
+            fprintf(stderr,
+                    "dpdk_switch: this build has no switch core (kernel/net/switch.hpp): adapter hv unavailable\n");
+            return 3;
+        }
+    } else {
+        usage_exit("unknown adapter");
+    }
+    h.adapter = adapter.get();
+
+    const unsigned fwd_lcore = rte_get_next_lcore(-1, 1, 0);
+    if (fwd_lcore >= RTE_MAX_LCORE) {
+        fprintf(stderr, "dpdk_switch: needs a worker lcore besides the main one (-l 0,1 --main-lcore 0)\n");
+        return 2;
+    }
+    const unsigned count = rte_eth_dev_count_avail();
+    if (count < 2 || count > kMaxPorts) {
+        fprintf(stderr, "dpdk_switch: needs 2..%d ports, found %u (--vdev=net_memif...)\n", kMaxPorts, count);
+        return 2;
+    }
+    h.ports = static_cast<int>(count);
+
+    rte_mempool* pool = rte_pktmbuf_pool_create("dpdk_switch", static_cast<unsigned>(mbufs), kMbufCache, 0,
+                                                RTE_MBUF_DEFAULT_BUF_SIZE, static_cast<int>(rte_socket_id()));
+    if (pool == nullptr) {
+        fprintf(stderr, "dpdk_switch: mbuf pool: %s\n", rte_strerror(rte_errno));
+        return 1;
+    }
+    for (int p = 0; p < h.ports; ++p) {
+        if (!rte_eth_dev_is_valid_port(static_cast<uint16_t>(p))) {
+            fprintf(stderr, "dpdk_switch: ports are not numbered 0..%d\n", h.ports - 1);
+            return 2;
+        }
+        if (!setup_port(static_cast<uint16_t>(p), h.rxq, h.txq, pool)) return 1;
+        h.tx[p].init(static_cast<uint16_t>(p), pool, &h.counters);
+    }
+    TxPort* ports[kMaxPorts];
+    for (int p = 0; p < h.ports; ++p) ports[p] = &h.tx[p];
+    if (!adapter->attach(ports, h.ports, rte_get_tsc_hz())) {
+        fprintf(stderr, "dpdk_switch: adapter %s refused %d ports\n", adapter->name(), h.ports);
+        return 1;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;  // no SA_RESTART: a signal ends the blocking fgets below
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+
+    rte_eal_remote_launch(forward_loop, &h, fwd_lcore);
+    printf("dpdk_switch.ready adapter=%s ports=%d rxq=%u txq=%u fwd_lcore=%u\n", adapter->name(), h.ports, h.rxq, h.txq,
+           fwd_lcore);
+    fflush(stdout);
+
+    char line[128];
+    while (!g_signalled && fgets(line, sizeof(line), stdin) != nullptr) {
+        if (strncmp(line, "stats", 5) == 0) {
+            print_stats(h, "dpdk_switch.stats");
+        } else if (strncmp(line, "quit", 4) == 0) {
+            break;
+        }
+    }
+    h.quit.store(true, std::memory_order_relaxed);
+    rte_eal_mp_wait_lcore();
+    print_stats(h, "dpdk_switch.final");
+    const AdapterStats s = adapter->stats();
+    printf("dpdk_switch.adapter adapter=%s forwarded=%lu flooded=%lu dropped=%lu\n", adapter->name(), s.forwarded,
+           s.flooded, s.dropped);
+    fflush(stdout);
+
+    for (int p = 0; p < h.ports; ++p) {
+        h.tx[p].release();
+        rte_eth_dev_stop(static_cast<uint16_t>(p));
+        rte_eth_dev_close(static_cast<uint16_t>(p));
+    }
+    adapter.reset();
+    rte_mempool_free(pool);
+    delete hp;
+    rte_eal_cleanup();
+    return 0;
+}
+
+}  // namespace
+}  // namespace hv::bench
+
+int main(int argc, char** argv) {
+    return hv::bench::run(argc, argv);
+}
