@@ -540,6 +540,7 @@ bool start_partitions(const boot::BootInfo& boot, uint64_t tsc_hz) {
     if (auto r = init_switch(g_config, tsc_hz); !r) log::error("switch", "cannot set up the switch: %s", r.error().detail);
 
     size_t valid = 0;
+    bool built[config::kMaxGuests] = {};
     for (size_t i = 0; i < g_config.guest_count; ++i) {
         Guest& g = g_guests[i];
         g.id = static_cast<uint32_t>(i);
@@ -590,8 +591,12 @@ bool start_partitions(const boot::BootInfo& boot, uint64_t tsc_hz) {
             .u("overhead_bytes", (g.ept_tables + g.vcpu_count) * 4096 + sizeof(Guest))
             .s("restart", config::restart_policy_name(g.cfg.restart)).s("mode", config::start_mode_name(g.cfg.mode));
         log::emit(l);
-        launch(g);
+        built[i] = true;
     }
+    // Every guest, and so every switch port, exists before the first one runs:
+    // an early sender finds its peers' ports (down until their drivers are ready).
+    for (size_t i = 0; i < g_config.guest_count; ++i)
+        if (built[i]) launch(g_guests[i]);
     Line s("config");
     s.s("file", file).u("guests", g_config.guest_count).u("started", valid).b("fatal", g_config.fatal);
     log::emit(s);

@@ -606,6 +606,21 @@ def check_spoof(c, case):
     expect(not any(r[0] == spoof_mac for r in rows), f"a spoofed frame reached the sink's port: {rows}")
 
 
+def check_ratelimit(c, case):
+    check_partitions_end(c, case)
+    done = guest_events(c, "gen", "guest.trafgen.done")
+    expect(done and done[0][1]["sent"] == "300", f"generator: {done}")
+    gen = port_stats(c, "gen")
+    limited, seen = int(gen["rate_limited"]), int(gen["rx_packets"]) - int(gen["floods"])  # less its ARP requests
+    expect(seen == 300, f"the switch should have seen all 300 frames: {gen}")
+    # The 2 KiB bucket holds 32 frames of 64 bytes; the rest of the 300 come
+    # far faster than 1 Mbit/s refills it.
+    expect(200 <= limited <= 268, f"rate limit: {limited} of 300 dropped: {gen}")
+    total = guest_events(c, "sink", "guest.sink.total")
+    expect(total and int(total[0][1]["packets"]) == seen - limited == int(port_stats(c, "sink")["tx_packets"]) - int(gen["floods"]),
+           f"the sink should get exactly the {seen - limited} frames that passed: {total}")
+
+
 def check_actions(c, case):
     # stop beta @300 ms, start it @700 ms, restart gamma @500 ms; alpha untouched.
     check_partitions_end(c, case)
@@ -731,6 +746,8 @@ case("bochs_net_badring", check_badring, emulator="bochs", boot="iso", cpus=4, m
      config="net_badring.toml", duration_ms=2000)
 case("bochs_net_spoof_mirror", check_spoof, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="net_spoof.toml", duration_ms=2000)
+case("bochs_net_ratelimit", check_ratelimit, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="net_ratelimit.toml", duration_ms=1500)
 case("bochs_guest_actions", check_actions, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="three_hello.toml", duration_ms=1500, actions="stop:beta@300,restart:gamma@500,start:beta@700")
 case("bochs_flood_halt_nmi", check_flood_halt_nmi, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
