@@ -252,7 +252,7 @@ void report_ports(const Guest& g) {
         for (size_t r = 0; r < net::kDropReasonCount; ++r)
             l.u(net::drop_reason_name(static_cast<net::DropReason>(r)), c->drops[r]);
         l.u("floods", c->floods).u("guest_kicks", n.notifications_received).u("interrupts", n.interrupts_sent)
-            .u("tx_malformed", n.tx_malformed).x("status", p.net_.status());
+            .u("tx_malformed", n.tx_malformed).u("bad_msi", d->msi.bad()).x("status", p.net_.status());
         // Times the guest's device was marked broken, by reason (kept across
         // resets, so a guest that recovered still shows what it did).
         for (size_t r = 1; r < static_cast<size_t>(virtio::BrokenReason::count); ++r) {
