@@ -61,38 +61,88 @@ struct FwdCounters {
     }
 };
 
+// Free TX mbufs shared by every TxPort of the one forwarding lcore. After a
+// burst has been forwarded (every frame already copied into its own TX mbuf),
+// the burst's RX mbufs are reset and kept here as the next TX mbufs, instead
+// of a mempool put of the RX burst and a mempool get for the TX frames: the
+// harness then does the mempool work testpmd io does, and still copies every
+// delivered frame once, into an mbuf other than the one it arrived in.
+class MbufStash {
+  public:
+    static constexpr uint16_t kCapacity = 2 * kBurst;
+
+    void init(rte_mempool* pool) { pool_ = pool; }
+
+    // One TX mbuf, or nullptr when the pool is empty.
+    rte_mbuf* get() {
+        if (__builtin_expect(n_ == 0, 0) && !refill()) return nullptr;
+        return mbufs_[--n_];
+    }
+
+    // Takes the n RX mbufs of a finished burst: keeps what fits, frees the rest.
+    void recycle(rte_mbuf** rx, uint16_t n) {
+        uint16_t i = 0;
+        for (; i < n && n_ < kCapacity; ++i) {
+            rte_mbuf* m = rx[i];
+            // Only a plain single-segment mbuf of our pool is reusable as is.
+            if (m->nb_segs != 1 || m->pool != pool_) {
+                rte_pktmbuf_free(m);
+                continue;
+            }
+            // Drops our reference; nullptr if someone else still holds one.
+            m = rte_pktmbuf_prefree_seg(m);
+            if (m == nullptr) continue;
+            // memif RX took it from the pool reset (rte_pktmbuf_alloc) and
+            // only set lengths and port; prefree_seg left next and nb_segs
+            // clean. Put back what a TX user may have moved.
+            m->data_off = RTE_PKTMBUF_HEADROOM;
+            m->ol_flags = 0;
+            mbufs_[n_++] = m;
+        }
+        if (i < n) rte_pktmbuf_free_bulk(rx + i, n - i);
+    }
+
+    void release() {
+        if (n_ != 0) rte_pktmbuf_free_bulk(mbufs_, n_);
+        n_ = 0;
+    }
+
+  private:
+    [[gnu::noinline]] bool refill() {
+        // In bulk: one mempool cache access per kBurst frames.
+        if (rte_pktmbuf_alloc_bulk(pool_, mbufs_, kBurst) != 0) return false;
+        n_ = kBurst;
+        return true;
+    }
+
+    rte_mempool* pool_ = nullptr;
+    rte_mbuf* mbufs_[kCapacity] = {};
+    uint16_t n_ = 0;
+};
+
 class MbufTxPort final : public TxPort {
   public:
-    void init(uint16_t port_id, rte_mempool* pool, FwdCounters* counters) {
+    void init(uint16_t port_id, MbufStash* stash, uint32_t max_len, FwdCounters* counters) {
         port_id_ = port_id;
-        pool_ = pool;
+        stash_ = stash;
         counters_ = counters;
-        max_len_ = rte_pktmbuf_data_room_size(pool) - RTE_PKTMBUF_HEADROOM;
+        max_len_ = max_len;
     }
     void set_queue(uint16_t q) { queue_ = q; }
 
     uint8_t* reserve(uint32_t len) override {
-        if (len > max_len_) {
-            FwdCounters::add(counters_->drop_nobuf, 1);
-            return nullptr;
-        }
-        if (pending_n_ == kBurst) flush();
-        if (stash_n_ == 0) {
-            // Refill in bulk: one mempool cache access per kBurst frames.
-            if (rte_pktmbuf_alloc_bulk(pool_, stash_, kBurst) != 0) {
-                FwdCounters::add(counters_->drop_nobuf, 1);
-                return nullptr;
-            }
-            stash_n_ = kBurst;
-        }
-        rte_mbuf* m = stash_[--stash_n_];
+        if (__builtin_expect(len > max_len_, 0)) return no_buffer();
+        if (__builtin_expect(pending_n_ == kBurst, 0)) flush();
+        rte_mbuf* m = stash_->get();
+        if (__builtin_expect(m == nullptr, 0)) return no_buffer();
         m->data_len = static_cast<uint16_t>(len);
         m->pkt_len = len;
         pending_[pending_n_++] = m;
         return rte_pktmbuf_mtod(m, uint8_t*);
     }
 
-    void flush() override {
+    // Out of line: reserve() stays a leaf with no register saves.
+    [[gnu::noinline]] void flush() override {
         if (pending_n_ == 0) return;
         const uint16_t sent = rte_eth_tx_burst(port_id_, queue_, pending_, pending_n_);
         if (sent < pending_n_) {
@@ -103,21 +153,19 @@ class MbufTxPort final : public TxPort {
         pending_n_ = 0;
     }
 
-    void release() {
-        if (stash_n_ != 0) rte_pktmbuf_free_bulk(stash_, stash_n_);
-        stash_n_ = 0;
+  private:
+    [[gnu::noinline, gnu::cold]] uint8_t* no_buffer() {
+        FwdCounters::add(counters_->drop_nobuf, 1);
+        return nullptr;
     }
 
-  private:
     uint16_t port_id_ = 0;
     uint16_t queue_ = 0;
-    rte_mempool* pool_ = nullptr;
-    FwdCounters* counters_ = nullptr;
-    uint32_t max_len_ = 0;
-    rte_mbuf* pending_[kBurst] = {};
     uint16_t pending_n_ = 0;
-    rte_mbuf* stash_[kBurst] = {};
-    uint16_t stash_n_ = 0;
+    uint32_t max_len_ = 0;
+    MbufStash* stash_ = nullptr;
+    FwdCounters* counters_ = nullptr;
+    rte_mbuf* pending_[kBurst] = {};
 };
 
 struct Harness {
@@ -125,6 +173,7 @@ struct Harness {
     uint16_t rxq = 2;
     uint16_t txq = 2;
     MbufTxPort tx[kMaxPorts];
+    MbufStash stash;
     SwitchAdapter* adapter = nullptr;
     FwdCounters counters;
     std::atomic<bool> quit{false};
@@ -156,7 +205,7 @@ int forward_loop(void* arg) {
                 // The adapter flushes what it sent; this only catches leftovers
                 // so that nothing waits across a queue switch.
                 for (int e = 0; e < h.ports; ++e) h.tx[e].flush();
-                rte_pktmbuf_free_bulk(rx, n);
+                h.stash.recycle(rx, n);
                 FwdCounters::add(h.counters.rx, n);
                 FwdCounters::add(h.counters.busy_cycles, rte_rdtsc() - t0);
             }
@@ -293,13 +342,15 @@ int run(int argc, char** argv) {
         fprintf(stderr, "dpdk_switch: mbuf pool: %s\n", rte_strerror(rte_errno));
         return 1;
     }
+    h.stash.init(pool);
+    const uint32_t max_len = rte_pktmbuf_data_room_size(pool) - RTE_PKTMBUF_HEADROOM;
     for (int p = 0; p < h.ports; ++p) {
         if (!rte_eth_dev_is_valid_port(static_cast<uint16_t>(p))) {
             fprintf(stderr, "dpdk_switch: ports are not numbered 0..%d\n", h.ports - 1);
             return 2;
         }
         if (!setup_port(static_cast<uint16_t>(p), h.rxq, h.txq, pool)) return 1;
-        h.tx[p].init(static_cast<uint16_t>(p), pool, &h.counters);
+        h.tx[p].init(static_cast<uint16_t>(p), &h.stash, max_len, &h.counters);
     }
     TxPort* ports[kMaxPorts];
     for (int p = 0; p < h.ports; ++p) ports[p] = &h.tx[p];
@@ -336,10 +387,10 @@ int run(int argc, char** argv) {
     fflush(stdout);
 
     for (int p = 0; p < h.ports; ++p) {
-        h.tx[p].release();
         rte_eth_dev_stop(static_cast<uint16_t>(p));
         rte_eth_dev_close(static_cast<uint16_t>(p));
     }
+    h.stash.release();
     adapter.reset();
     rte_mempool_free(pool);
     delete hp;
