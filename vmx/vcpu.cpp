@@ -2,7 +2,6 @@
 
 #include "drivers/lapic.hpp"
 #include "kernel/abi/guest_abi.hpp"
-#include "kernel/cpu/interrupt_frame.hpp"
 #include "kernel/cpu/x86.hpp"
 #include "kernel/mm/kernel_memory.hpp"
 #include "vmx/exit_qualification.hpp"
@@ -105,13 +104,9 @@ namespace {
 
 // Asks every vCPU of the guest to leave it; the others are kicked out of
 // non-root operation by the wake-up IPI instead of waiting for their next tick.
-void request_stop(Guest& g, const Vcpu* self) {
+void request_stop(Guest& g) {
     __atomic_store_n(&g.stop_requested, true, __ATOMIC_RELEASE);
-    for (uint32_t i = 0; i < g.vcpu_count; ++i) {
-        const Vcpu& o = g.vcpus[i];
-        if (&o == self || __atomic_load_n(&o.run, __ATOMIC_ACQUIRE) != guest::VcpuRun::running) continue;
-        (void)drv::Lapic::send_fixed(cpu::cpu(o.cpu_index).apic_id, cpu::vector::WAKEUP);
-    }
+    for (uint32_t i = 0; i < g.vcpu_count; ++i) guest::kick(g.vcpus[i]);
 }
 
 // The first vCPU to stop the guest writes its stop record; a guest stops as a whole.
@@ -122,28 +117,30 @@ void record_stop(Vcpu& v, const guest::StopRecord& r, const char* detail = nullp
         g.stop_detail = detail;
         g.stop_vcpu = v.index;
     }
-    request_stop(g, &v);
+    request_stop(g);
 }
 
-// Makes vCPU t notice a new interrupt: entries always consult the APIC, so a
-// vCPU inside the guest on another CPU only needs to exit (the wake-up IPI);
-// one that is not in the guest will see it at its next entry.
-void kick_vcpu(const Vcpu& t, const Vcpu* self) {
-    if (&t == self || __atomic_load_n(&t.run, __ATOMIC_ACQUIRE) != guest::VcpuRun::running) return;
-    (void)drv::Lapic::send_fixed(cpu::cpu(t.cpu_index).apic_id, cpu::vector::WAKEUP);
+// Starts an application vCPU that is still waiting for its start: set_start
+// fills in its start state, then its CPU is woken to claim it. False when it
+// was started already. One starter at a time (start_lock).
+template <typename SetStart>
+bool start_waiting_vcpu(Vcpu& t, SetStart&& set_start) {
+    LockGuard lock(t.guest->start_lock);
+    if (__atomic_load_n(&t.run, __ATOMIC_ACQUIRE) != guest::VcpuRun::waiting_start) return false;
+    set_start(t);
+    __atomic_store_n(&t.run, guest::VcpuRun::runnable, __ATOMIC_RELEASE);
+    guest::wake_cpu(t);
+    return true;
 }
 
 // INIT-SIPI (SDM Vol. 3A §9.4.4): a SIPI starts an application vCPU that is
 // still waiting for its start, in real mode at vector << 12. A vCPU already
 // started ignores it, as a CPU not in wait-for-SIPI does.
 void start_by_sipi(Vcpu& t, uint8_t vector) {
-    Guest& g = *t.guest;
-    LockGuard lock(g.start_lock);
-    if (__atomic_load_n(&t.run, __ATOMIC_ACQUIRE) != guest::VcpuRun::waiting_start) return;
-    t.start = guest::VcpuStart::sipi;
-    t.start_rip = static_cast<uint64_t>(vector) << 12;
-    __atomic_store_n(&t.run, guest::VcpuRun::runnable, __ATOMIC_RELEASE);
-    (void)drv::Lapic::send_fixed(cpu::cpu(t.cpu_index).apic_id, cpu::vector::WAKEUP);
+    (void)start_waiting_vcpu(t, [vector](Vcpu& v) {
+        v.start = guest::VcpuStart::sipi;
+        v.start_rip = static_cast<uint64_t>(vector) << 12;
+    });
 }
 
 // Delivers an IPI the sender's APIC model produced to the guest's other vCPUs.
@@ -154,7 +151,7 @@ void route_ipi(Vcpu& from, const vdev::IpiRequest& req) {
         if (!vdev::ipi_targets(req, t.index)) continue;
         switch (req.mode) {
             case vdev::IpiMode::fixed:
-                if (t.lapic.accept_interrupt(req.vector)) kick_vcpu(t, &from);
+                if (t.lapic.accept_interrupt(req.vector)) guest::kick(t);
                 break;
             case vdev::IpiMode::nmi:
                 // Latched in the target's APIC; NMI injection into guests is not
@@ -631,23 +628,22 @@ abi::Status Exit::vcpu_start(uint64_t index, uint64_t rip, uint64_t rsp) {
     if (!(efer & kEferLma)) return abi::Status::invalid_argument;  // only from 64-bit mode
     if (index == 0 || index >= g_.vcpu_count || !canonical(rip) || !canonical(rsp))
         return abi::Status::invalid_argument;
-    Vcpu& t = g_.vcpus[index];
-    LockGuard lock(g_.start_lock);
-    if (__atomic_load_n(&t.run, __ATOMIC_ACQUIRE) != guest::VcpuRun::waiting_start)
-        return abi::Status::invalid_argument;  // already started
     // What the caller's CR0/CR4 look like to the caller: owned bits from the shadows.
-    uint64_t cr0_mask = vmread(VmcsFieldNatural::CR0_GUEST_HOST_MASK);
-    uint64_t cr4_mask = vmread(VmcsFieldNatural::CR4_GUEST_HOST_MASK);
-    t.start = guest::VcpuStart::long64;
-    t.start_cr0 = (vmread(VmcsFieldNatural::GUEST_CR0) & ~cr0_mask) | (vmread(VmcsFieldNatural::CR0_READ_SHADOW) & cr0_mask);
-    t.start_cr4 = (vmread(VmcsFieldNatural::GUEST_CR4) & ~cr4_mask) | (vmread(VmcsFieldNatural::CR4_READ_SHADOW) & cr4_mask);
-    t.start_cr3 = vmread(VmcsFieldNatural::GUEST_CR3);
-    t.start_efer = efer;
-    t.start_rip = rip;
-    t.start_rsp = rsp;
-    __atomic_store_n(&t.run, guest::VcpuRun::runnable, __ATOMIC_RELEASE);
-    (void)drv::Lapic::send_fixed(cpu::cpu(t.cpu_index).apic_id, cpu::vector::WAKEUP);
-    return abi::Status::ok;
+    const uint64_t cr0_mask = vmread(VmcsFieldNatural::CR0_GUEST_HOST_MASK);
+    const uint64_t cr4_mask = vmread(VmcsFieldNatural::CR4_GUEST_HOST_MASK);
+    const uint64_t cr0 = (vmread(VmcsFieldNatural::GUEST_CR0) & ~cr0_mask) | (vmread(VmcsFieldNatural::CR0_READ_SHADOW) & cr0_mask);
+    const uint64_t cr4 = (vmread(VmcsFieldNatural::GUEST_CR4) & ~cr4_mask) | (vmread(VmcsFieldNatural::CR4_READ_SHADOW) & cr4_mask);
+    const uint64_t cr3 = vmread(VmcsFieldNatural::GUEST_CR3);
+    bool started = start_waiting_vcpu(g_.vcpus[index], [&](Vcpu& t) {
+        t.start = guest::VcpuStart::long64;
+        t.start_cr0 = cr0;
+        t.start_cr4 = cr4;
+        t.start_cr3 = cr3;
+        t.start_efer = efer;
+        t.start_rip = rip;
+        t.start_rsp = rsp;
+    });
+    return started ? abi::Status::ok : abi::Status::invalid_argument;  // invalid: already started
 }
 
 // XSETBV: only XCR0, only feature sets the CPU supports and that are

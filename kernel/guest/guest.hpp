@@ -166,4 +166,11 @@ struct Guest {
 };
 
 
+// The wake-up IPI to v's CPU: it leaves its idle HLT (a vCPU to start) or the
+// guest (a VM exit), and then looks at v's state.
+void wake_cpu(const Vcpu& v);
+// News for v (an interrupt, a stop request): only a vCPU inside the guest on
+// another CPU needs the IPI to exit; any other sees it at its next entry.
+void kick(const Vcpu& v);
+
 }  // namespace hv::guest

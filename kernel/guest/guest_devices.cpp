@@ -8,9 +8,6 @@
 
 #include <new>
 
-#include "drivers/lapic.hpp"
-#include "kernel/cpu/interrupt_frame.hpp"
-#include "kernel/cpu/percpu.hpp"
 #include "kernel/cpu/x86.hpp"
 #include "kernel/guest/guest.hpp"
 #include "kernel/lib/base64.hpp"
@@ -41,14 +38,6 @@ uint64_t now_ns() {
     return static_cast<uint64_t>((static_cast<unsigned __int128>(tsc) * g_ns_per_tsc_q32) >> 32);
 }
 
-// A vCPU that got a new interrupt: if it is inside the guest on another CPU,
-// the wake-up IPI makes it exit, and the next entry delivers the interrupt.
-void wake(const Vcpu& v) {
-    if (__atomic_load_n(&v.run, __ATOMIC_ACQUIRE) != VcpuRun::running) return;
-    if (v.cpu_index == cpu::current().index) return;  // it is not in the guest right now
-    (void)drv::Lapic::send_fixed(cpu::cpu(v.cpu_index).apic_id, cpu::vector::WAKEUP);
-}
-
 // MSI-X messages of the guest's devices, decoded as the x2APIC bus would
 // (SDM Vol. 3A §11.11) and accepted by the target vCPUs' APICs.
 class MsiRouter final : public vdev::MsiSink {
@@ -65,7 +54,7 @@ class MsiRouter final : public vdev::MsiSink {
             if (!vdev::msi_targets(*m, v.index)) continue;
             bool fresh = m->delivery == vdev::MsiDelivery::nmi ? v.lapic.accept_nmi()
                                                                : v.lapic.accept_interrupt(m->vector, m->level_triggered);
-            if (fresh) wake(v);
+            if (fresh) kick(v);  // the next entry delivers it
         }
     }
     uint64_t bad() const { return __atomic_load_n(&bad_, __ATOMIC_RELAXED); }
@@ -263,15 +252,19 @@ void report_ports(const Guest& g) {
     }
 }
 
-void report_switch(bool with_pcap) {
+void report_switch() {
     if (!g_config) return;
     net::SwitchStats s = g_switch.stats(now_ns());
     Line l("switch.stats");
     l.u("ports", s.ports).u("floods", s.floods).u("fdb_entries", s.fdb_entries).u("fdb_learned", s.fdb_learned)
         .u("fdb_moved", s.fdb_moved).u("fdb_full", s.fdb_full);
     log::emit(l);
-    // Each capture as a pcap file on the console (tools/hv_pcap.py rebuilds it).
-    for (size_t m = 0; with_pcap && m < g_config->mirror_count; ++m) {
+}
+
+// Each capture as a pcap file on the console (tools/hv_pcap.py rebuilds it).
+void report_switch_captures() {
+    if (!g_config) return;
+    for (size_t m = 0; m < g_config->mirror_count; ++m) {
         if (!g_mirror_buf[m]) continue;
         const char* name = g_config->mirrors[m].name;
         auto st = g_switch.mirror_stats(static_cast<uint8_t>(m));

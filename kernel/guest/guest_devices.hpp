@@ -25,9 +25,10 @@ Result<void> create_devices(Guest& g);
 void devices_stopped(Guest& g);
 // g is about to run again: its ports rejoin the switch.
 void devices_starting(Guest& g);
-// hv.port.stats for g's ports; hv.switch.stats and each mirror's pcap file.
+// hv.port.stats for g's ports; hv.switch.stats; each mirror's pcap file.
 void report_ports(const Guest& g);
-void report_switch(bool with_pcap);
+void report_switch();
+void report_switch_captures();
 
 // Port I/O to a device port (the PCI configuration ports 0xCF8-0xCFF).
 // False: no device there (the caller treats the port as empty).

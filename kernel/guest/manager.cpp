@@ -176,8 +176,6 @@ bool quiescent(const Guest& g) {
     return true;
 }
 
-void kick(const Vcpu& v) { (void)drv::Lapic::send_fixed(cpu::cpu(v.cpu_index).apic_id, cpu::vector::WAKEUP); }
-
 void launch(Guest& g) {
     g.stop = StopRecord{};
     g.stop_detail = nullptr;
@@ -197,7 +195,7 @@ void launch(Guest& g) {
         __atomic_store_n(&v.run, i == 0 ? VcpuRun::runnable : VcpuRun::waiting_start, __ATOMIC_RELEASE);
         __atomic_store_n(&cpu::cpu(v.cpu_index).assigned_vcpu, static_cast<void*>(&v), __ATOMIC_RELEASE);
     }
-    kick(g.vcpus[0]);
+    wake_cpu(g.vcpus[0]);
 }
 
 // At most `budget` lines per call: the console is shared round-robin, so a
@@ -446,6 +444,14 @@ const char* state_name(GuestState s) {
     return "unknown";
 }
 
+void wake_cpu(const Vcpu& v) { (void)drv::Lapic::send_fixed(cpu::cpu(v.cpu_index).apic_id, cpu::vector::WAKEUP); }
+
+void kick(const Vcpu& v) {
+    if (__atomic_load_n(&v.run, __ATOMIC_ACQUIRE) != VcpuRun::running) return;
+    if (v.cpu_index == cpu::current().index) return;  // it is this CPU: not in the guest right now
+    wake_cpu(v);
+}
+
 Counters Guest::total_counters() const {
     Counters t{};
     for (uint32_t i = 0; i < vcpu_count; ++i) {
@@ -690,16 +696,13 @@ void report_counters() {
     for (size_t i = 0; i < g_guest_count; ++i)
         if (g_guests[i].state != GuestState::invalid) report_stats(g_guests[i]);
     for (size_t i = 0; i < g_guest_count; ++i) report_ports(g_guests[i]);
-    report_switch(false);
+    report_switch();
 }
 
 void report_partitions() {
-    for (size_t i = 0; i < g_guest_count; ++i) {
-        drain_console(g_guests[i]);
-        if (g_guests[i].state != GuestState::invalid) report_stats(g_guests[i]);
-    }
-    for (size_t i = 0; i < g_guest_count; ++i) report_ports(g_guests[i]);
-    report_switch(true);
+    for (size_t i = 0; i < g_guest_count; ++i) drain_console(g_guests[i]);
+    report_counters();
+    report_switch_captures();
 }
 
 }  // namespace hv::guest
