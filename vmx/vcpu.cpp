@@ -27,12 +27,8 @@ using hw::vmwrite;
 
 namespace {
 
-// --- Architectural constants used here (SDM Vol. 3A §2.5, §4.1, Vol. 3C §24.4.1).
-constexpr uint64_t kCr0Pe = 1ull << 0, kCr0Mp = 1ull << 1, kCr0Ts = 1ull << 3, kCr0Et = 1ull << 4,
-                   kCr0Ne = 1ull << 5, kCr0Wp = 1ull << 16, kCr0Nw = 1ull << 29, kCr0Cd = 1ull << 30,
-                   kCr0Pg = 1ull << 31;
-constexpr uint64_t kCr4Pae = 1ull << 5, kCr4Vmxe = 1ull << 13;
-constexpr uint64_t kEferSce = 1ull << 0, kEferLme = 1ull << 8, kEferLma = 1ull << 10, kEferNxe = 1ull << 11;
+// --- Architectural constants used here (SDM Vol. 3A §2.5, §4.1, Vol. 3C §24.4.1);
+// the CR0/CR4/EFER bits are in kernel/x86/control_regs.hpp.
 constexpr uint64_t kRflagsIf = 1ull << 9;
 constexpr uint64_t kDefaultPat = 0x0007040600070406ull;
 constexpr uint32_t kActivityActive = 0, kActivityHlt = 1;
@@ -358,13 +354,13 @@ Exit::Action Exit::on_msr(bool write) {
                 break;
             }
             uint64_t cur = vmread(VmcsField64::GUEST_IA32_EFER);
-            bool paging = vmread(VmcsFieldNatural::CR0_READ_SHADOW) & kCr0Pg;
-            if ((value & ~(kEferSce | kEferLme | kEferLma | kEferNxe)) ||
-                (paging && ((value ^ cur) & kEferLme))) {
+            bool paging = vmread(VmcsFieldNatural::CR0_READ_SHADOW) & x86::kCr0PG;
+            if ((value & ~(x86::kEferSCE | x86::kEferLME | x86::kEferLMA | x86::kEferNXE)) ||
+                (paging && ((value ^ cur) & x86::kEferLME))) {
                 ok = false;
                 break;
             }
-            (void)vmwrite(VmcsField64::GUEST_IA32_EFER, (value & ~kEferLma) | (cur & kEferLma));
+            (void)vmwrite(VmcsField64::GUEST_IA32_EFER, (value & ~x86::kEferLMA) | (cur & x86::kEferLMA));
             break;
         }
         case IA32_PAT:
@@ -509,17 +505,17 @@ Exit::Action Exit::on_cr() {
     auto gpr = [&](unsigned n) -> uint64_t { return n == 4 ? vmread(VmcsFieldNatural::GUEST_RSP) : reg(n); };
     if (a.type == CrAccessType::mov_to_cr && a.cr == 0) {
         uint64_t v = gpr(a.gpr);
-        if ((v >> 32) || ((v & kCr0Pg) && !(v & kCr0Pe)) || ((v & kCr0Nw) && !(v & kCr0Cd)))
+        if ((v >> 32) || ((v & x86::kCr0PG) && !(v & x86::kCr0PE)) || ((v & x86::kCr0NW) && !(v & x86::kCr0CD)))
             return inject(kVectorGp, true);
         // Unrestricted guest: PE and PG are the guest's; other fixed bits (NE) are forced.
-        uint64_t fixed0 = f.cr0_fixed0 & ~(kCr0Pe | kCr0Pg);
+        uint64_t fixed0 = f.cr0_fixed0 & ~(x86::kCr0PE | x86::kCr0PG);
         uint64_t efer = vmread(VmcsField64::GUEST_IA32_EFER);
         uint32_t entry = vmread(VmcsField32::VM_ENTRY_CONTROLS);
-        if ((v & kCr0Pg) && (efer & kEferLme)) {
-            efer |= kEferLma;
+        if ((v & x86::kCr0PG) && (efer & x86::kEferLME)) {
+            efer |= x86::kEferLMA;
             entry |= entry_ctl::IA32E_MODE_GUEST;
-        } else if (!(v & kCr0Pg)) {
-            efer &= ~kEferLma;
+        } else if (!(v & x86::kCr0PG)) {
+            efer &= ~x86::kEferLMA;
             entry &= ~entry_ctl::IA32E_MODE_GUEST;
         }
         (void)vmwrite(VmcsField64::GUEST_IA32_EFER, efer);
@@ -529,7 +525,7 @@ Exit::Action Exit::on_cr() {
     } else if (a.type == CrAccessType::mov_to_cr && a.cr == 4) {
         uint64_t v = gpr(a.gpr);
         // No nested VMX; no bit the CPU cannot hold in VMX operation.
-        if ((v & kCr4Vmxe) || (v & ~f.cr4_fixed1)) return inject(kVectorGp, true);
+        if ((v & x86::kCr4VMXE) || (v & ~f.cr4_fixed1)) return inject(kVectorGp, true);
         (void)vmwrite(VmcsFieldNatural::GUEST_CR4, v | f.cr4_fixed0);
         (void)vmwrite(VmcsFieldNatural::CR4_READ_SHADOW, v);
     } else if (a.cr == 8) {
@@ -545,14 +541,14 @@ Exit::Action Exit::on_cr() {
             else reg(a.gpr) = cr8;
         }
     } else if (a.type == CrAccessType::clts) {
-        (void)vmwrite(VmcsFieldNatural::GUEST_CR0, vmread(VmcsFieldNatural::GUEST_CR0) & ~kCr0Ts);
-        (void)vmwrite(VmcsFieldNatural::CR0_READ_SHADOW, vmread(VmcsFieldNatural::CR0_READ_SHADOW) & ~kCr0Ts);
+        (void)vmwrite(VmcsFieldNatural::GUEST_CR0, vmread(VmcsFieldNatural::GUEST_CR0) & ~x86::kCr0TS);
+        (void)vmwrite(VmcsFieldNatural::CR0_READ_SHADOW, vmread(VmcsFieldNatural::CR0_READ_SHADOW) & ~x86::kCr0TS);
     } else if (a.type == CrAccessType::lmsw) {
         // LMSW loads CR0 bits 3:0 but can never clear PE.
         uint64_t shadow = vmread(VmcsFieldNatural::CR0_READ_SHADOW);
-        uint64_t v = (shadow & ~0xEull) | (a.lmsw_source & 0xF) | (shadow & kCr0Pe);
+        uint64_t v = (shadow & ~0xEull) | (a.lmsw_source & 0xF) | (shadow & x86::kCr0PE);
         (void)vmwrite(VmcsFieldNatural::CR0_READ_SHADOW, v);
-        (void)vmwrite(VmcsFieldNatural::GUEST_CR0, (vmread(VmcsFieldNatural::GUEST_CR0) & ~0xFull) | (v & 0xF) | kCr0Ne);
+        (void)vmwrite(VmcsFieldNatural::GUEST_CR0, (vmread(VmcsFieldNatural::GUEST_CR0) & ~0xFull) | (v & 0xF) | x86::kCr0NE);
     } else {
         return stop("unhandled_cr_access", true, static_cast<int64_t>(qualification_));
     }
@@ -625,7 +621,7 @@ Exit::Action Exit::on_vmcall() {
 // `index` in 64-bit mode with the caller's paging, at rip with rsp; RDI = index.
 abi::Status Exit::vcpu_start(uint64_t index, uint64_t rip, uint64_t rsp) {
     uint64_t efer = vmread(VmcsField64::GUEST_IA32_EFER);
-    if (!(efer & kEferLma)) return abi::Status::invalid_argument;  // only from 64-bit mode
+    if (!(efer & x86::kEferLMA)) return abi::Status::invalid_argument;  // only from 64-bit mode
     if (index == 0 || index >= g_.vcpu_count || !canonical(rip) || !canonical(rsp))
         return abi::Status::invalid_argument;
     // What the caller's CR0/CR4 look like to the caller: owned bits from the shadows.
@@ -678,7 +674,7 @@ Exit::Action Exit::on_mmio(uint64_t gpa) {
     const uint64_t efer = vmread(VmcsField64::GUEST_IA32_EFER);
     const uint64_t rflags_in = vmread(VmcsFieldNatural::GUEST_RFLAGS);
     const uint32_t cs_ar = vmread(VmcsField32::GUEST_CS_AR_BYTES);
-    const x86::CpuMode mode = x86::cpu_mode(cr0 & kCr0Pe, efer & kEferLma, cs_ar & (1u << 13), cs_ar & (1u << 14),
+    const x86::CpuMode mode = x86::cpu_mode(cr0 & x86::kCr0PE, efer & x86::kEferLMA, cs_ar & (1u << 13), cs_ar & (1u << 14),
                                             rflags_in & (1ull << 17));
     const uint64_t rip = vmread(VmcsFieldNatural::GUEST_RIP);
     uint64_t linear = rip;
@@ -690,7 +686,7 @@ Exit::Action Exit::on_mmio(uint64_t gpa) {
     ps.cr4 = cr4;
     ps.efer = efer;
     ps.maxphyaddr = static_cast<uint8_t>(x86::cpuid(0x80000008).eax & 0xFF);
-    if ((cr0 & kCr0Pg) && (cr4 & kCr4Pae) && !(efer & kEferLma)) {
+    if ((cr0 & x86::kCr0PG) && (cr4 & x86::kCr4PAE) && !(efer & x86::kEferLMA)) {
         ps.use_pdptes = true;
         ps.pdpte[0] = vmread(VmcsField64::GUEST_PDPTE0);
         ps.pdpte[1] = vmread(VmcsField64::GUEST_PDPTE1);
@@ -779,14 +775,14 @@ StartState start_state(const Vcpu& v) {
     switch (v.start) {
         case guest::VcpuStart::image:
             if (g.cfg.mode == config::StartMode::long64) {
-                st = {StartState::Kind::long64, kCr0Pe | kCr0Mp | kCr0Et | kCr0Ne | kCr0Wp | kCr0Pg, abi::kPml4Gpa,
-                      kCr4Pae, kEferLme | kEferLma | kEferNxe, g.elf.entry, abi::kStackTopGpa, 0};
+                st = {StartState::Kind::long64, x86::kCr0PE | x86::kCr0MP | x86::kCr0ET | x86::kCr0NE | x86::kCr0WP | x86::kCr0PG, abi::kPml4Gpa,
+                      x86::kCr4PAE, x86::kEferLME | x86::kEferLMA | x86::kEferNXE, g.elf.entry, abi::kStackTopGpa, 0};
             } else if (g.cfg.mode == config::StartMode::protected32) {
-                st = {StartState::Kind::protected32, kCr0Pe | kCr0Et | kCr0Ne, 0, 0, 0, g.elf.entry, abi::kStackTopGpa, 0};
+                st = {StartState::Kind::protected32, x86::kCr0PE | x86::kCr0ET | x86::kCr0NE, 0, 0, 0, g.elf.entry, abi::kStackTopGpa, 0};
             } else {
                 // CS:IP = entry >> 4 : entry & 0xF, as DOS loads a program.
                 uint64_t base = g.elf.entry & 0xFFFF0;
-                st = {StartState::Kind::real16, kCr0Et | kCr0Ne, 0, 0, 0, g.elf.entry - base, abi::kRealStackTop, base};
+                st = {StartState::Kind::real16, x86::kCr0ET | x86::kCr0NE, 0, 0, 0, g.elf.entry - base, abi::kRealStackTop, base};
             }
             break;
         case guest::VcpuStart::long64:
@@ -795,7 +791,7 @@ StartState start_state(const Vcpu& v) {
             break;
         case guest::VcpuStart::sipi:
             // SDM Vol. 3A §9.4.4.1: the AP starts in real mode at vector << 12 (CS = vector << 8, IP = 0).
-            st = {StartState::Kind::real16, kCr0Et | kCr0Ne, 0, 0, 0, 0, 0, v.start_rip};
+            st = {StartState::Kind::real16, x86::kCr0ET | x86::kCr0NE, 0, 0, 0, 0, 0, v.start_rip};
             break;
     }
     return st;
@@ -834,7 +830,7 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Vcpu& v, const VmcsControls& ctl) {
     // CR0/CR4 bits the CPU fixes in VMX operation belong to the hypervisor; the
     // guest reads its own values from the shadows. PE/PG are the guest's
     // (unrestricted guest). SDM Vol. 3C §25.6.6.
-    uint64_t cr0_owned = ((f.cr0_fixed0 & ~(kCr0Pe | kCr0Pg)) | ~f.cr0_fixed1) & 0xFFFFFFFF;
+    uint64_t cr0_owned = ((f.cr0_fixed0 & ~(x86::kCr0PE | x86::kCr0PG)) | ~f.cr0_fixed1) & 0xFFFFFFFF;
     uint64_t cr4_owned = (f.cr4_fixed0 | ~f.cr4_fixed1) & 0xFFFFFFFF;
     // 16- and 32-bit starts run with paging off, which unrestricted guest
     // allows (SDM Vol. 3C §26.3.1.1: PE and PG may be 0).
@@ -869,7 +865,7 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Vcpu& v, const VmcsControls& ctl) {
 
     // Guest state: 64-bit mode, flat segments, paging through the identity map
     // the hypervisor wrote at kPml4Gpa (docs/guest-abi.md "Start state").
-    uint64_t cr0_fixed0 = f.cr0_fixed0 & ~(kCr0Pe | kCr0Pg);  // unrestricted guest
+    uint64_t cr0_fixed0 = f.cr0_fixed0 & ~(x86::kCr0PE | x86::kCr0PG);  // unrestricted guest
     TRY(vmwrite(VmcsFieldNatural::GUEST_CR0, (cr0 | cr0_fixed0) & f.cr0_fixed1));
     TRY(vmwrite(VmcsFieldNatural::GUEST_CR3, start.cr3));
     TRY(vmwrite(VmcsFieldNatural::GUEST_CR4, (cr4 | f.cr4_fixed0) & f.cr4_fixed1));

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "kernel/guest/guest_memory.hpp"
+#include "kernel/x86/control_regs.hpp"
 #include "kernel/lib/result.hpp"
 
 namespace hv::x86 {
@@ -39,18 +40,6 @@ class GuestMemoryReader final : public GuestPhysReader {
   private:
     const guest::GuestMemory& ram_;
 };
-
-// Architectural bits the walk depends on.
-inline constexpr uint64_t kCr0PE = 1ull << 0;
-inline constexpr uint64_t kCr0WP = 1ull << 16;
-inline constexpr uint64_t kCr0PG = 1ull << 31;
-inline constexpr uint64_t kCr4PSE = 1ull << 4;
-inline constexpr uint64_t kCr4PAE = 1ull << 5;
-inline constexpr uint64_t kCr4LA57 = 1ull << 12;
-inline constexpr uint64_t kCr4SMEP = 1ull << 20;
-inline constexpr uint64_t kEferLME = 1ull << 8;
-inline constexpr uint64_t kEferLMA = 1ull << 10;
-inline constexpr uint64_t kEferNXE = 1ull << 11;
 
 struct PagingState {
     uint64_t cr0 = 0;
