@@ -11,28 +11,19 @@ offsets and length, and writes the file tcpdump or tshark can open.
     tools/hv_pcap.py LOG MIRROR OUT.pcap
 """
 import base64
-import shlex
+import os
 import sys
 
-
-def fields(line):
-    out = {}
-    for word in shlex.split(line)[1:]:
-        k, _, v = word.partition("=")
-        out[k] = v
-    return out
+# The console's event format has one parser, the test harness's.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "integration"))
+from hvtest import parse_events  # noqa: E402
 
 
 def extract(text, mirror):
     """Bytes of the last complete capture of `mirror` in `text`; raises ValueError."""
     current, last = None, None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line.startswith("hv.pcap."):
-            continue
-        event = line.split(" ", 1)[0]
-        f = fields(line)
-        if f.get("mirror") != mirror:
+    for event, f in parse_events(text):
+        if not event.startswith("hv.pcap.") or f.get("mirror") != mirror:
             continue
         if event == "hv.pcap.begin":
             current = {"bytes": int(f["bytes"]), "data": bytearray()}
