@@ -368,9 +368,13 @@ Result<PortCounters> Switch::counters(PortId port) const {
     c.floods = __atomic_load_n(&p.in.floods, __ATOMIC_RELAXED);
     c.fdb_full = __atomic_load_n(&p.in.fdb_full, __ATOMIC_RELAXED);
     for (size_t r = 0; r < kDropReasonCount; ++r) c.drops[r] = __atomic_load_n(&p.in.drops[r], __ATOMIC_RELAXED);
-    c.tx_packets = __atomic_load_n(&p.out.tx_packets, __ATOMIC_RELAXED);
-    c.tx_bytes = __atomic_load_n(&p.out.tx_bytes, __ATOMIC_RELAXED);
-    c.drops[static_cast<size_t>(DropReason::no_buffer)] = __atomic_load_n(&p.out.no_buffer, __ATOMIC_RELAXED);
+    const size_t senders = port_count();
+    for (size_t s = 0; s < senders; ++s) {
+        const EgressCounters& e = ports_[s].sent_to[port];
+        c.tx_packets += __atomic_load_n(&e.tx_packets, __ATOMIC_RELAXED);
+        c.tx_bytes += __atomic_load_n(&e.tx_bytes, __ATOMIC_RELAXED);
+        c.drops[static_cast<size_t>(DropReason::no_buffer)] += __atomic_load_n(&e.no_buffer, __ATOMIC_RELAXED);
+    }
     return c;
 }
 

@@ -16,7 +16,8 @@
 // Concurrency: forward() runs on several CPUs at once, at most one CPU per
 // ingress port at a time. The MAC table is lock-free for lookups (fdb.hpp);
 // ingress state (rate limiter, rx and drop counters) is written only by the
-// ingress port's CPU; egress counters are added atomically once per batch;
+// ingress port's CPU, and so are egress counters (kept per sender and
+// receiver, added once per batch);
 // receivers serialize inside their own deliver(); a mirror session takes its
 // own lock. Administrative calls (add_port, set_port_up, ...) may run on any
 // CPU concurrently with forwarding.
@@ -125,7 +126,11 @@ class Switch {
         uint64_t fdb_full = 0;
         uint64_t drops[kDropReasonCount] = {};  // no_buffer unused here: it is an egress counter
     };
-    // Added to atomically by every sender's TxBatch::finish().
+    // What one sender gave one receiver. Each sender keeps a row of these, one
+    // per receiver, written only by the CPU forwarding the sender's frames
+    // (TxBatch::finish()): no locked instruction on the data path, where one
+    // would wait for every store of the batch's copies to drain. A receiver's
+    // counts are its column, summed by counters().
     struct EgressCounters {
         uint64_t tx_packets = 0;
         uint64_t tx_bytes = 0;
@@ -135,7 +140,7 @@ class Switch {
         PortHot hot;
         TokenBucket bucket;
         alignas(64) IngressCounters in;
-        alignas(64) EgressCounters out;
+        alignas(64) EgressCounters sent_to[kMaxPorts];
         alignas(64) PortConfig cfg;
     };
 

@@ -4,8 +4,9 @@
 // by the destructor). Per frame the switch only calls the receivers'
 // deliver(); finish() then calls flush() once on every receiver that got a
 // frame (one EVENT_IDX notification for the whole batch) and adds each
-// receiver's tx and no_buffer counts with one atomic add each, instead of
-// one per frame on a line every sender writes.
+// receiver's tx and no_buffer counts once, to the sender's own row of egress
+// counters (Switch::EgressCounters), instead of once per frame on a line every
+// sender writes.
 
 #include <stdint.h>
 
@@ -21,7 +22,14 @@ class TxBatch {
     TxBatch(const TxBatch&) = delete;
     TxBatch& operator=(const TxBatch&) = delete;
 
-    void forward(PortId in, const FrameView& frame, uint64_t now_ns) { sw_.forward_one(*this, in, frame, now_ns); }
+    // A batch has one sender: a frame from another port first finishes the batch.
+    void forward(PortId in, const FrameView& frame, uint64_t now_ns) {
+        if (in != sender_) {
+            if (touched_ != 0) finish();
+            sender_ = in;
+        }
+        sw_.forward_one(*this, in, frame, now_ns);
+    }
     // Flushes and accounts everything so far; the batch may then be reused.
     void finish();
 
@@ -44,6 +52,7 @@ class TxBatch {
     }
 
     Switch& sw_;
+    PortId sender_ = kNoPort;
     uint32_t touched_ = 0;  // bit p: the arrays below hold port p's counts
     // Per receiver; valid only where touched_ says so (not cleared per batch).
     uint64_t packets_[kMaxPorts];

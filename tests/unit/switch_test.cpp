@@ -742,6 +742,33 @@ TEST(Switch, BatchFlushesEachReceiverOnceAndAddsCountersAtFinish) {
     EXPECT_EQ(n.port(a).flushes, 0u);
 }
 
+// Egress counters are kept per sender (single writer, no locked add); a batch
+// that changes sender finishes the first sender's part before the second's.
+TEST(Switch, BatchWithTwoSendersAccountsEachAndReceiverSumsThem) {
+    Net n;
+    PortId a = n.add(access(1)), b = n.add(access(1)), r = n.add(access(1));
+    n.send(r, frame(kBroadcast, mac(0x10)));
+    n.clear();
+    Bytes fa = frame(mac(0x10), mac(0xA), 100), fb = frame(mac(0x10), mac(0xB), 300);
+    Segment sa{fa.data(), 100}, sb{fb.data(), 300};
+    {
+        TxBatch batch(*n.sw);
+        batch.forward(a, FrameView{&sa, 1, 100}, 0);
+        batch.forward(a, FrameView{&sa, 1, 100}, 0);
+        EXPECT_EQ(n.port(r).flushes, 0u);
+        batch.forward(b, FrameView{&sb, 1, 300}, 0);  // a's part is finished first
+        EXPECT_EQ(n.port(r).flushes, 1u);
+        EXPECT_EQ(n.counters(r).tx_packets, 2u);
+        EXPECT_EQ(n.counters(r).tx_bytes, 200u);
+    }
+    EXPECT_EQ(n.port(r).flushes, 2u);
+    EXPECT_EQ(n.counters(r).tx_packets, 3u);
+    EXPECT_EQ(n.counters(r).tx_bytes, 500u);
+    // The broadcast that taught r went to a and b: one each.
+    EXPECT_EQ(n.counters(a).tx_packets, 1u);
+    EXPECT_EQ(n.counters(b).tx_packets, 1u);
+}
+
 TEST(Switch, AddPortValidatesItsConfiguration) {
     PortConfig unnamed = access(1);
     unnamed.name[0] = '\0';
