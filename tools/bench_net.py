@@ -5,7 +5,12 @@ One dpdk-testpmd generator (MAC forwarding, so a learning switch can learn)
 owns two memif server ports and forwards on CPU 0. The switch under test is
 the memif client of both ports and forwards on CPU 1:
 
-  ours     our switch core (kernel/net/) in build/tests/bench/dpdk_switch --adapter hv
+  ours     our switch core (kernel/net/) in build/tests/bench/dpdk_switch --adapter hv:
+           an unchanged frame leaves in the mbuf it arrived in, and memif TX
+           makes the one copy into the receiver's ring (the hypervisor's one
+           copy; memif RX and TX are the two port crossings every peer pays)
+  ours-copy  the same with --adapter hv-copy: every frame is also copied once
+           more by the switch into a new mbuf (three copies per frame)
   ref      the harness's own trivial learning bridge (dpdk_switch --adapter ref):
            proves the harness, shows its cost with next to no switching logic
   ovs      Open vSwitch 3.1, DPDK datapath, bridge br0, NORMAL action (MAC learning)
@@ -46,9 +51,11 @@ HUGEPAGES = 1024  # 2 MiB pages: generator 512 MiB + switch 512 MiB, with room
 HUGE_DIR = "/dev/hugepages"
 PREFIXES = ("hvbgen", "hvbsw", "hvbovs")  # DPDK --file-prefix of each process here
 GEN_MACS = ("02:00:00:00:00:0a", "02:00:00:00:00:0b")
-IMPLS = ("ours", "ref", "ovs", "testpmd")
+IMPLS = ("ours", "ours-copy", "ref", "ovs", "testpmd")
+ADAPTERS = {"ours": "hv", "ours-copy": "hv-copy", "ref": "ref"}  # dpdk_switch --adapter
 LABELS = {
     "ours": "ours (kernel/net switch)",
+    "ours-copy": "ours, extra copy (hv-copy)",
     "ref": "ref bridge (harness check)",
     "ovs": "OVS-DPDK 3.1 NORMAL",
     "testpmd": "testpmd io (harness limit)",
@@ -360,10 +367,10 @@ class Run:
             # Not interactive: it forwards at once and stops at the first line on stdin.
             self.sut = self.start(Proc("testpmd-io", ["stdbuf", "-oL"] + cmd, self.dir))
             self.sut.wait_for(r"Press enter to exit", 60, what="testpmd io start")
-        elif self.impl in ("ours", "ref"):
+        elif self.impl in ADAPTERS:
             binary = os.path.join(self.args.build, "tests", "bench", "dpdk_switch")
             cmd = ([binary] + self.eal_client(PREFIXES[1]) +
-                   ["--", "--adapter", "hv" if self.impl == "ours" else "ref", "--rxq", "2", "--txq", "2"])
+                   ["--", "--adapter", ADAPTERS[self.impl], "--rxq", "2", "--txq", "2"])
             self.sut = self.start(Proc("dpdk_switch", cmd, self.dir))
             self.sut.wait_for(r"dpdk_switch\.ready", 60, what="dpdk_switch.ready")
         elif self.impl == "ovs":
@@ -447,7 +454,7 @@ class Run:
 
     # -- measurement -----------------------------------------------------------------------------
     def sut_snapshot(self):
-        if self.impl in ("ours", "ref"):
+        if self.impl in ADAPTERS:
             start = len(self.sut.text())
             self.sut.send("stats")
             self.sut.wait_for(r"dpdk_switch\.stats [^\n]*\n", 10, start=start, what="dpdk_switch.stats")
@@ -486,10 +493,12 @@ class Run:
         # from the generator or the switch, and the figure is low by that much.
         r["cpu_share"] = min(1.0, (cpu2 - cpu1) / (2 * dt))
         r["cycles_per_packet"] = None
-        if self.impl in ("ours", "ref") and snap1 and snap2:
+        if self.impl in ADAPTERS and snap1 and snap2:
             rx = int(snap2["rx"]) - int(snap1["rx"])
             busy = int(snap2["busy_cycles"]) - int(snap1["busy_cycles"])
             r["cycles_per_packet"] = busy / rx if rx else None
+            bursts = int(snap2["bursts"]) - int(snap1["bursts"])
+            r["mean_burst"] = round(rx / bursts, 1) if bursts else None
             r["drops"] = (int(snap2["drop_tx"]) - int(snap1["drop_tx"]) + int(snap2["drop_nobuf"]) -
                           int(snap1["drop_nobuf"]))
         elif self.impl == "ovs":
@@ -515,7 +524,7 @@ class Run:
             if m:
                 r["cycles_per_packet"] = float(m.group(1))
                 r["cycles_note"] = "whole run"
-        elif self.impl in ("ours", "ref"):
+        elif self.impl in ADAPTERS:
             self.sut.quitting = True
             self.sut.send("quit")
             try:
@@ -614,7 +623,7 @@ def report(results, sizes, impls, seconds, rounds):
         print(row)
     lines = []
     for s in sizes:
-        for num in ("ours", "ref"):
+        for num in ("ours", "ours-copy", "ref"):
             for den in ("ovs", "testpmd"):
                 a, b = results.get((num, s)), results.get((den, s))
                 if a and b and "error" not in a and "error" not in b and b["mpps"] > 0:
@@ -631,7 +640,7 @@ def report(results, sizes, impls, seconds, rounds):
             print(f"bench.net impl={impl} size={s} status=failed")
             continue
         extra = f" cpu_share={r['cpu_share']:.2f}"
-        extra += "".join(f" {k}={r[k]}" for k in ("drops", "switch_dropped", "rounds", "failed_rounds") if k in r)
+        extra += "".join(f" {k}={r[k]}" for k in ("drops", "switch_dropped", "mean_burst", "rounds", "failed_rounds") if k in r)
         if len(r.get("mpps_all", [])) > 1:
             extra += " mpps_rounds=" + ",".join(f"{x:.3f}" for x in r["mpps_all"])
             extra += " cpu_share_rounds=" + ",".join(f"{x:.2f}" for x in r["cpu_share_all"])
@@ -679,13 +688,14 @@ def main():
 
     dpdk_switch = os.path.join(a.build, "tests", "bench", "dpdk_switch")
     skipped = {}
-    if any(i in ("ours", "ref") for i in impls) and not os.access(dpdk_switch, os.X_OK):
-        for i in ("ours", "ref"):
+    if any(i in ADAPTERS for i in impls) and not os.access(dpdk_switch, os.X_OK):
+        for i in ADAPTERS:
             skipped[i] = f"{dpdk_switch} not built (pkg-config libdpdk missing at configure?)"
-    if "ours" in impls and "ours" not in skipped:
+    if any(i in ADAPTERS and i not in skipped for i in impls):
         probe = subprocess.run([dpdk_switch, "--list-adapters"], capture_output=True, text=True, timeout=20)
-        if "hv" not in probe.stdout.split():
-            skipped["ours"] = "this tree has no kernel/net/switch.hpp: adapter hv compiled out"
+        for i in ("ours", "ours-copy"):
+            if ADAPTERS[i] not in probe.stdout.split():
+                skipped[i] = f"this tree has no kernel/net/switch.hpp: adapter {ADAPTERS[i]} compiled out"
     for i, why in skipped.items():
         log(f"skipping {i}: {why}")
     impls_run = [i for i in impls if i not in skipped]

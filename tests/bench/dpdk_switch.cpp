@@ -3,7 +3,7 @@
 // that `tools/hv bench net` measures all three with the same generator, cores
 // and traffic.
 //
-//   dpdk_switch EAL-OPTIONS -- [--adapter ref|hv] [--rxq N] [--txq N] [--mbufs N]
+//   dpdk_switch EAL-OPTIONS -- [--adapter ref|hv|hv-copy] [--rxq N] [--txq N] [--mbufs N]
 //   dpdk_switch --list-adapters
 //
 // The EAL options are testpmd's (-l 0,1 --main-lcore 0 --no-pci --vdev=net_memif...):
@@ -51,6 +51,7 @@ void on_signal(int) {
 // Counters the forwarding lcore writes (single writer) and the main lcore reads.
 struct FwdCounters {
     std::atomic<uint64_t> rx{0};
+    std::atomic<uint64_t> bursts{0};  // RX bursts that brought packets (rx / bursts: the mean burst)
     std::atomic<uint64_t> tx{0};
     std::atomic<uint64_t> busy_cycles{0};  // from rx_burst to the last flush, bursts with packets only
     std::atomic<uint64_t> drop_tx{0};      // the egress ring was full
@@ -79,11 +80,13 @@ class MbufStash {
         return mbufs_[--n_];
     }
 
-    // Takes the n RX mbufs of a finished burst: keeps what fits, frees the rest.
+    // Takes the n RX mbufs of a finished burst (nullptr: passed on to a TX
+    // burst, not ours any more): keeps what fits, frees the rest.
     void recycle(rte_mbuf** rx, uint16_t n) {
         uint16_t i = 0;
         for (; i < n && n_ < kCapacity; ++i) {
             rte_mbuf* m = rx[i];
+            if (m == nullptr) continue;
             // Only a plain single-segment mbuf of our pool is reusable as is.
             if (m->nb_segs != 1 || m->pool != pool_) {
                 rte_pktmbuf_free(m);
@@ -120,10 +123,17 @@ class MbufStash {
     uint16_t n_ = 0;
 };
 
+// The received frame the adapter is forwarding now (TxPort::pass).
+struct CurrentFrame {
+    rte_mbuf* mbuf = nullptr;  // nullptr: none that can be passed
+    bool given = false;        // a TX burst holds the forward loop's reference
+};
+
 class MbufTxPort final : public TxPort {
   public:
-    void init(uint16_t port_id, MbufStash* stash, uint32_t max_len, FwdCounters* counters) {
+    void init(uint16_t port_id, MbufStash* stash, uint32_t max_len, FwdCounters* counters, CurrentFrame* current) {
         port_id_ = port_id;
+        current_ = current;
         stash_ = stash;
         counters_ = counters;
         max_len_ = max_len;
@@ -139,6 +149,25 @@ class MbufTxPort final : public TxPort {
         m->pkt_len = len;
         pending_[pending_n_++] = m;
         return rte_pktmbuf_mtod(m, uint8_t*);
+    }
+
+    // The RX mbuf being forwarded goes out itself: memif TX copies it into the
+    // peer's ring and frees it, as testpmd io's TX does. The first pass hands
+    // the harness's reference over (the forward loop then does not recycle
+    // that mbuf); a flood's further passes each add a reference.
+    bool pass(const uint8_t* frame, uint32_t len) override {
+        rte_mbuf* m = current_->mbuf;
+        if (__builtin_expect(m == nullptr || frame != rte_pktmbuf_mtod(m, const uint8_t*) || len != m->data_len, 0)) {
+            no_buffer();  // not the frame being forwarded: nothing to queue
+            return false;
+        }
+        if (__builtin_expect(pending_n_ == kBurst, 0)) flush();
+        if (__builtin_expect(current_->given, 0))
+            rte_mbuf_refcnt_update(m, 1);
+        else
+            current_->given = true;
+        pending_[pending_n_++] = m;
+        return true;
     }
 
     // Out of line: reserve() stays a leaf with no register saves.
@@ -163,6 +192,7 @@ class MbufTxPort final : public TxPort {
     uint16_t queue_ = 0;
     uint16_t pending_n_ = 0;
     uint32_t max_len_ = 0;
+    CurrentFrame* current_ = nullptr;
     MbufStash* stash_ = nullptr;
     FwdCounters* counters_ = nullptr;
     rte_mbuf* pending_[kBurst] = {};
@@ -174,6 +204,7 @@ struct Harness {
     uint16_t txq = 2;
     MbufTxPort tx[kMaxPorts];
     MbufStash stash;
+    CurrentFrame current;
     SwitchAdapter* adapter = nullptr;
     FwdCounters counters;
     std::atomic<bool> quit{false};
@@ -195,18 +226,22 @@ int forward_loop(void* arg) {
                 h.adapter->begin_burst(p, t0);
                 for (uint16_t i = 0; i < n; ++i) {
                     if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(rx[i + 1], void*));
-                    const rte_mbuf* m = rx[i];
+                    rte_mbuf* m = rx[i];
                     // memif RX fills chained mbufs only for frames larger than
                     // one mbuf, which this harness never sends: the first
-                    // segment is the whole frame.
+                    // segment is the whole frame (a chain is never passed).
+                    h.current = CurrentFrame{m->nb_segs == 1 ? m : nullptr, false};
                     h.adapter->forward(p, rte_pktmbuf_mtod(m, const uint8_t*), m->data_len);
+                    if (h.current.given) rx[i] = nullptr;  // gone with a TX burst
                 }
+                h.current = CurrentFrame{};
                 h.adapter->end_burst(p);
                 // The adapter flushes what it sent; this only catches leftovers
                 // so that nothing waits across a queue switch.
                 for (int e = 0; e < h.ports; ++e) h.tx[e].flush();
                 h.stash.recycle(rx, n);
                 FwdCounters::add(h.counters.rx, n);
+                FwdCounters::add(h.counters.bursts, 1);
                 FwdCounters::add(h.counters.busy_cycles, rte_rdtsc() - t0);
             }
         }
@@ -220,9 +255,10 @@ void print_stats(const Harness& h, const char* event) {
     // Integer cycles per packet with two decimals, so no floating point is needed.
     const uint64_t cpp100 = rx ? busy * 100 / rx : 0;
     printf(
-        "%s adapter=%s rx=%lu tx=%lu busy_cycles=%lu cycles_per_packet=%lu.%02lu drop_tx=%lu drop_nobuf=%lu "
+        "%s adapter=%s rx=%lu bursts=%lu tx=%lu busy_cycles=%lu cycles_per_packet=%lu.%02lu drop_tx=%lu drop_nobuf=%lu "
         "tsc_hz=%lu\n",
-        event, h.adapter->name(), rx, h.counters.tx.load(std::memory_order_relaxed), busy, cpp100 / 100, cpp100 % 100,
+        event, h.adapter->name(), rx, h.counters.bursts.load(std::memory_order_relaxed),
+        h.counters.tx.load(std::memory_order_relaxed), busy, cpp100 / 100, cpp100 % 100,
         h.counters.drop_tx.load(std::memory_order_relaxed), h.counters.drop_nobuf.load(std::memory_order_relaxed),
         rte_get_tsc_hz());
     fflush(stdout);
@@ -230,7 +266,8 @@ void print_stats(const Harness& h, const char* event) {
 
 [[noreturn]] void usage_exit(const char* msg) {
     fprintf(stderr,
-            "dpdk_switch: %s\nusage: dpdk_switch EAL-OPTIONS -- [--adapter ref|hv] [--rxq N] [--txq N] [--mbufs N]\n",
+            "dpdk_switch: %s\nusage: dpdk_switch EAL-OPTIONS -- [--adapter ref|hv|hv-copy] [--rxq N] [--txq N] "
+            "[--mbufs N]\n",
             msg);
     exit(2);
 }
@@ -279,7 +316,7 @@ bool setup_port(uint16_t port, uint16_t rxq, uint16_t txq, rte_mempool* pool) {
 int run(int argc, char** argv) {
     if (argc == 2 && strcmp(argv[1], "--list-adapters") == 0) {
         // Before EAL init: needs no hugepages, for tools/bench_net.py to see what this build has.
-        printf("ref%s\n", make_hv_adapter() ? " hv" : "");
+        printf("ref%s\n", make_hv_adapter() ? " hv hv-copy" : "");
         return 0;
     }
     const int eal_args = rte_eal_init(argc, argv);
@@ -312,8 +349,8 @@ int run(int argc, char** argv) {
     std::unique_ptr<SwitchAdapter> adapter;
     if (strcmp(adapter_name, "ref") == 0) {
         adapter = make_reference_adapter();
-    } else if (strcmp(adapter_name, "hv") == 0) {
-        adapter = make_hv_adapter();
+    } else if (strcmp(adapter_name, "hv") == 0 || strcmp(adapter_name, "hv-copy") == 0) {
+        adapter = make_hv_adapter(strcmp(adapter_name, "hv-copy") == 0);
         if (!adapter) {
             fprintf(stderr,
                     "dpdk_switch: this build has no switch core (kernel/net/switch.hpp): adapter hv unavailable\n");
@@ -350,7 +387,7 @@ int run(int argc, char** argv) {
             return 2;
         }
         if (!setup_port(static_cast<uint16_t>(p), h.rxq, h.txq, pool)) return 1;
-        h.tx[p].init(static_cast<uint16_t>(p), &h.stash, max_len, &h.counters);
+        h.tx[p].init(static_cast<uint16_t>(p), &h.stash, max_len, &h.counters, &h.current);
     }
     TxPort* ports[kMaxPorts];
     for (int p = 0; p < h.ports; ++p) ports[p] = &h.tx[p];

@@ -6,13 +6,19 @@
 // each egress port. Nothing here depends on DPDK, so an adapter only knows
 // bytes, the way the hypervisor's switch only knows guest buffers.
 //
-// Cost model: the harness's RX already copied each frame out of the memif ring
-// into an mbuf, and its TX copies the mbuf into the peer's ring. An adapter
-// writes each egress frame once into the buffer reserve() returns: the one copy
-// the hypervisor's data path makes (issue #4: sender's TX buffers straight into
-// the receiver's RX buffers). testpmd io-forwarding makes no copy of its own,
+// Cost model: the harness's RX already copied each frame out of the sender's
+// memif ring into an mbuf, and its TX copies the mbuf into the receiver's ring.
+// Those two copies stand for the two crossings of a port boundary that every
+// switch in this seat pays, ours included (OVS-DPDK pays the same two on
+// vhost-user ports: dequeue and enqueue). Inside the hypervisor our data path
+// makes ONE copy, sender's TX buffers straight into the receiver's RX buffers
+// (issue #4), so here the fair seat forwards an unchanged frame with pass():
+// memif TX then makes the copy into the receiver's ring. A frame the switch
+// changed on its way (802.1Q tag added, removed or rewritten) is written once
+// into a buffer from reserve(). The "hv-copy" adapter writes every frame
+// through reserve(): three copies per frame, a lower bound kept for
+// comparison. testpmd io-forwarding makes no copy of its own and no decision,
 // which is why it is the harness limit.
-
 #include <stdint.h>
 
 #include <memory>
@@ -27,6 +33,11 @@ class TxPort {
     // (which is sent first if it is full). nullptr when no buffer is left or
     // len does not fit one mbuf: the caller drops the frame (the harness counts it).
     virtual uint8_t* reserve(uint32_t len) = 0;
+    // Appends the received frame being forwarded, as is (no copy): `frame` and
+    // `len` are exactly what the adapter's forward() was given. A flooded frame
+    // may be passed to several ports. False when it cannot be queued (the
+    // caller drops the frame and counts it) or is not the frame being forwarded.
+    virtual bool pass(const uint8_t* frame, uint32_t len) = 0;
     // Send the pending burst; what the port does not take is freed and counted.
     virtual void flush() = 0;
 
@@ -64,6 +75,8 @@ std::unique_ptr<SwitchAdapter> make_reference_adapter();
 
 // Our switch core (kernel/net/), the same source the hypervisor runs; nullptr
 // when this build has no switch core yet (see tests/bench/CMakeLists.txt).
-std::unique_ptr<SwitchAdapter> make_hv_adapter();
+// copy_all: write every egress frame through reserve() ("hv-copy"), instead
+// of pass() for frames the switch did not change ("hv").
+std::unique_ptr<SwitchAdapter> make_hv_adapter(bool copy_all = false);
 
 }  // namespace hv::bench

@@ -1,9 +1,13 @@
 // Adapter (b): our switch core (kernel/net/), the same source the hypervisor
 // runs, in the harness's seat. Each DPDK port is a switch port whose
-// PortDriver writes the OutFrame into an mbuf of the port's TX burst: the one
-// copy of the data path (frame.hpp), done by copy_out() as a guest port's
-// deliver() does it into the guest's RX buffers. flush() sends the burst, as a
-// guest port's flush() would notify the guest once per sender batch.
+// PortDriver hands the OutFrame to the port's TX burst. Where the switch sent
+// the frame unchanged (its private header copy equals the frame's first bytes,
+// no tag edit), the received mbuf itself is queued with pass() and memif TX
+// makes the one copy into the receiver's ring, as a guest port's deliver()
+// makes it into the guest's RX buffers (switch_adapter.hpp, cost model).
+// Otherwise, and always for "hv-copy", copy_out() writes the frame into an
+// mbuf from reserve(). flush() sends the burst, as a guest port's flush()
+// would notify the guest once per sender batch.
 //
 // Built only when kernel/net/switch.hpp exists (tests/bench/CMakeLists.txt).
 
@@ -17,11 +21,44 @@
 namespace hv::bench {
 namespace {
 
+// The frame goes out exactly as it came in: one contiguous received buffer,
+// and a head that is the switch's copy of that buffer's first bytes, unedited.
+// (The head is at most kHeadMax = 18 bytes: compared with fixed-size loads,
+// not a memcmp call.)
+bool unchanged(const net::OutFrame& f) {
+    static_assert(net::kHeadMax <= 18 && net::kEthHeaderLen >= 8);
+    if (f.src.count != 1 || f.head_len != f.src_offset || f.src.segs[0].len != f.src.len) return false;
+    const uint8_t* a = f.head;
+    const uint8_t* b = f.src.segs[0].data;
+    const uint32_t n = f.head_len;
+    if (n < 8 || n > net::kHeadMax) return n == 0;
+    uint64_t x, y, x2, y2;
+    __builtin_memcpy(&x, a, 8);
+    __builtin_memcpy(&y, b, 8);
+    __builtin_memcpy(&x2, a + n - 8, 8);  // overlaps the first 8 when n < 16
+    __builtin_memcpy(&y2, b + n - 8, 8);
+    uint64_t diff = (x ^ y) | (x2 ^ y2);
+    if (n > 16) {
+        uint64_t m, m2;
+        __builtin_memcpy(&m, a + 8, 8);
+        __builtin_memcpy(&m2, b + 8, 8);
+        diff |= m ^ m2;
+    }
+    return diff == 0;
+}
+
 class MemifPortDriver final : public net::PortDriver {
   public:
-    void bind(TxPort* tx) { tx_ = tx; }
+    void bind(TxPort* tx, bool copy_all) {
+        tx_ = tx;
+        copy_all_ = copy_all;
+    }
 
     net::DeliverResult deliver(const net::OutFrame& f) override {
+        if (!copy_all_ && unchanged(f)) {
+            return tx_->pass(f.src.segs[0].data, f.src.len) ? net::DeliverResult::delivered
+                                                            : net::DeliverResult::no_buffer;
+        }
         const uint32_t len = f.len();
         uint8_t* dst = tx_->reserve(len);
         if (dst == nullptr) return net::DeliverResult::no_buffer;
@@ -33,18 +70,21 @@ class MemifPortDriver final : public net::PortDriver {
 
   private:
     TxPort* tx_ = nullptr;
+    bool copy_all_ = false;
 };
 
 class HvSwitchAdapter final : public SwitchAdapter {
   public:
-    const char* name() const override { return "hv"; }
+    explicit HvSwitchAdapter(bool copy_all) : copy_all_(copy_all) {}
+
+    const char* name() const override { return copy_all_ ? "hv-copy" : "hv"; }
 
     bool attach(TxPort* const* ports, int count, uint64_t tsc_hz) override {
         if (count < 2 || count > static_cast<int>(net::kMaxPorts) || tsc_hz == 0) return false;
         // ns = tsc * 2^32 / (tsc_hz * 2^-32 * 1e9): one multiply per burst.
         ns_per_tsc_q32_ = (static_cast<unsigned __int128>(1000000000) << 32) / tsc_hz;
         for (int i = 0; i < count; ++i) {
-            drivers_[i].bind(ports[i]);
+            drivers_[i].bind(ports[i], copy_all_);
             net::PortConfig cfg;  // access port on VLAN 1, learning, no limits: what OVS NORMAL does here
             snprintf(cfg.name, sizeof(cfg.name), "memif%d", i);
             auto id = sw_.add_port(cfg, &drivers_[i]);
@@ -85,6 +125,7 @@ class HvSwitchAdapter final : public SwitchAdapter {
     net::Switch sw_;
     net::TxBatch batch_{sw_};
     MemifPortDriver drivers_[net::kMaxPorts];
+    bool copy_all_;
     int count_ = 0;
     unsigned __int128 ns_per_tsc_q32_ = 0;
     uint64_t now_ns_ = 0;
@@ -92,8 +133,8 @@ class HvSwitchAdapter final : public SwitchAdapter {
 
 }  // namespace
 
-std::unique_ptr<SwitchAdapter> make_hv_adapter() {
-    return std::make_unique<HvSwitchAdapter>();
+std::unique_ptr<SwitchAdapter> make_hv_adapter(bool copy_all) {
+    return std::make_unique<HvSwitchAdapter>(copy_all);
 }
 
 }  // namespace hv::bench

@@ -6,7 +6,7 @@
 
 namespace hv::bench {
 
-std::unique_ptr<SwitchAdapter> make_hv_adapter() {
+std::unique_ptr<SwitchAdapter> make_hv_adapter(bool) {
     return nullptr;
 }
 

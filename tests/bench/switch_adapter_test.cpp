@@ -19,8 +19,20 @@ class FakeTxPort final : public TxPort {
   public:
     uint8_t* reserve(uint32_t len) override {
         if (no_buffers) return nullptr;
+        ++reserves;
         pending.emplace_back(len, 0xEE);
         return pending.back().data();
+    }
+    // As the harness: only the frame being forwarded may be passed, whole.
+    bool pass(const uint8_t* frame, uint32_t len) override {
+        if (frame != current || len != current_len) {
+            ++bad_passes;
+            return false;
+        }
+        if (no_buffers) return false;
+        ++passes;
+        pending.emplace_back(frame, frame + len);
+        return true;
     }
     void flush() override {
         ++flushes;
@@ -29,7 +41,12 @@ class FakeTxPort final : public TxPort {
     }
 
     bool no_buffers = false;
+    const uint8_t* current = nullptr;  // the frame the adapter is forwarding now
+    uint32_t current_len = 0;
     int flushes = 0;
+    int reserves = 0;
+    int passes = 0;
+    int bad_passes = 0;
     std::vector<Bytes> pending;
     std::vector<Bytes> sent;
 };
@@ -55,7 +72,13 @@ struct Rig {
     bool attach() { return adapter->attach(ptrs.data(), static_cast<int>(ptrs.size()), 1'000'000'000); }
     void burst(int in, const std::vector<Bytes>& frames, uint64_t now = 1000) {
         adapter->begin_burst(in, now);
-        for (const auto& f : frames) adapter->forward(in, f.data(), static_cast<uint32_t>(f.size()));
+        for (const auto& f : frames) {
+            for (auto& p : ports) {
+                p.current = f.data();
+                p.current_len = static_cast<uint32_t>(f.size());
+            }
+            adapter->forward(in, f.data(), static_cast<uint32_t>(f.size()));
+        }
         adapter->end_burst(in);
     }
 
@@ -91,7 +114,10 @@ void check_learning_bridge(std::unique_ptr<SwitchAdapter> adapter) {
     EXPECT_EQ(rig.ports[1].sent.size(), 4u);  // 0b was learned on port 1
     EXPECT_EQ(rig.ports[2].sent.size(), 1u);
     EXPECT_GE(rig.ports[1].flushes, flushes_before + 1);
-    for (const auto& p : rig.ports) EXPECT_TRUE(p.pending.empty()) << "end_burst must flush";
+    for (const auto& p : rig.ports) {
+        EXPECT_TRUE(p.pending.empty()) << "end_burst must flush";
+        EXPECT_EQ(p.bad_passes, 0);
+    }
 
     const AdapterStats s = rig.adapter->stats();
     EXPECT_EQ(s.forwarded, 2u + 2u + 3u);  // flood to 2 ports, then 2 and 3 unicast
@@ -138,6 +164,49 @@ TEST(SwitchAdapter, HvSwitchLearnsAndFloods) {
 }
 TEST(SwitchAdapter, HvSwitchCountsNoBuffer) {
     check_no_buffer(make_hv_adapter());
+}
+
+TEST(SwitchAdapter, HvCopySwitchLearnsAndFloods) {
+    check_learning_bridge(make_hv_adapter(true));
+}
+TEST(SwitchAdapter, HvCopySwitchCountsNoBuffer) {
+    check_no_buffer(make_hv_adapter(true));
+}
+
+// "hv" queues the received frame itself when the switch sent it unchanged;
+// "hv-copy" writes every frame into a TX buffer of its own.
+TEST(SwitchAdapter, HvSwitchPassesUnchangedFramesAndCopyModeCopies) {
+    for (bool copy_all : {false, true}) {
+        Rig rig(make_hv_adapter(copy_all));
+        ASSERT_TRUE(rig.attach());
+        EXPECT_STREQ(rig.adapter->name(), copy_all ? "hv-copy" : "hv");
+        rig.burst(0, {frame(0x0b, 0x0a, 64)});    // flooded to ports 1 and 2
+        rig.burst(1, {frame(0x0a, 0x0b, 1500)});  // unicast to port 0
+        for (int p = 0; p < 3; ++p) {
+            const int sent = static_cast<int>(rig.ports[p].sent.size());
+            EXPECT_EQ(sent, 1) << "port " << p;
+            EXPECT_EQ(rig.ports[p].passes, copy_all ? 0 : sent) << "port " << p;
+            EXPECT_EQ(rig.ports[p].reserves, copy_all ? sent : 0) << "port " << p;
+            EXPECT_EQ(rig.ports[p].bad_passes, 0);
+        }
+    }
+}
+
+// A frame the switch edits (here a priority tag removed on the access port's
+// egress, 802.1Q-2018 §6.9) cannot be passed: it is written, edited, once.
+TEST(SwitchAdapter, HvSwitchCopiesFramesItEdits) {
+    Rig rig(make_hv_adapter());
+    ASSERT_TRUE(rig.attach());
+    Bytes plain = frame(0x0b, 0x0a, 100);
+    Bytes prio(plain.begin(), plain.begin() + 12);
+    const uint8_t tag[4] = {0x81, 0x00, 0xA0, 0x00};  // PCP 5, VID 0
+    prio.insert(prio.end(), tag, tag + 4);
+    prio.insert(prio.end(), plain.begin() + 12, plain.end());
+    rig.burst(0, {prio});
+    ASSERT_EQ(rig.ports[1].sent.size(), 1u);
+    EXPECT_EQ(rig.ports[1].sent[0], plain);
+    EXPECT_EQ(rig.ports[1].passes, 0);
+    EXPECT_EQ(rig.ports[1].reserves, 1);
 }
 
 TEST(SwitchAdapter, HvSwitchDropsMalformedFrames) {
