@@ -31,7 +31,10 @@ void Fdb::set_ageing_ns(uint64_t ns) {
     // Refreshing a timestamp costs a write to a line other CPUs read: do it at
     // most 64 times per ageing period. An entry thus ages out between 63/64 of
     // the ageing time and the ageing time after its last frame.
+    // A writer for generation(): answers reused under the old time are dropped.
+    write_begin();
     __atomic_store_n(&refresh_u_, u / 64, __ATOMIC_RELAXED);
+    write_end();
 }
 
 int Fdb::find(size_t b, uint64_t key) const {
@@ -65,7 +68,9 @@ PortId Fdb::lookup(uint16_t vlan, uint64_t mac, uint64_t now_ns) const {
 }
 
 PortId Fdb::forward_lookup(uint16_t vlan, uint64_t src, uint64_t dst, bool want_dst, PortId in, uint64_t now_ns,
-                           SourceState* src_state) {
+                           SourceState* src_state, uint64_t* reuse_until_ns) {
+    if (reuse_until_ns != nullptr) *reuse_until_ns = 0;
+    const uint32_t gen = generation();
     uint64_t skey = make_key(vlan, src), dkey = make_key(vlan, dst);
     size_t sb = bucket_of(skey), db = bucket_of(dkey);
     uint64_t now_u = units(now_ns);
@@ -73,15 +78,19 @@ PortId Fdb::forward_lookup(uint16_t vlan, uint64_t src, uint64_t dst, bool want_
         int sw;
         uint64_t sv;
         PortId dport;
+        uint64_t dv;  // the destination's value (0: none or expired)
     };
     Seen s = read_consistent([&]() -> Seen {
-        Seen r{find(sb, skey), 0, kNoPort};
+        Seen r{find(sb, skey), 0, kNoPort, 0};
         if (r.sw >= 0) r.sv = __atomic_load_n(&buckets_[sb].values[r.sw], __ATOMIC_RELAXED);
         if (want_dst) {
             int dw = find(db, dkey);
             if (dw >= 0) {
                 uint64_t dv = __atomic_load_n(&buckets_[db].values[dw], __ATOMIC_RELAXED);
-                if (!expired(dv, now_u)) r.dport = value_port(dv);
+                if (!expired(dv, now_u)) {
+                    r.dport = value_port(dv);
+                    r.dv = dv;
+                }
             }
         }
         return r;
@@ -93,13 +102,33 @@ PortId Fdb::forward_lookup(uint16_t vlan, uint64_t src, uint64_t dst, bool want_
         *src_state = value_static(s.sv) ? SourceState::other_static : SourceState::other_port;
     } else {
         *src_state = SourceState::known;
-        if (!value_static(s.sv) && age_units(s.sv, now_u) > __atomic_load_n(&refresh_u_, __ATOMIC_RELAXED)) {
-            // Only this word changes; if a writer replaced it meanwhile the CAS
-            // fails and the writer's value stands.
-            uint64_t expected = s.sv;
-            __atomic_compare_exchange_n(&buckets_[sb].values[s.sw], &expected, make_value(in, false, now_u), false,
-                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        const uint64_t refresh_u = __atomic_load_n(&refresh_u_, __ATOMIC_RELAXED);
+        // Until when this answer holds: the source needs no refresh and the
+        // destination (if known) has not expired. An unknown destination can
+        // only become known by a write. Static entries neither age nor refresh.
+        uint64_t until_u = ~0ull >> kTimeShift;
+        bool reusable = true;
+        if (!value_static(s.sv)) {
+            uint64_t seen = value_time(s.sv);
+            if (age_units(s.sv, now_u) > refresh_u) {
+                // Only this word changes; if a writer replaced it meanwhile the
+                // CAS fails and the writer's value stands.
+                uint64_t expected = s.sv;
+                reusable =
+                    __atomic_compare_exchange_n(&buckets_[sb].values[s.sw], &expected, make_value(in, false, now_u),
+                                                false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+                seen = now_u;
+            }
+            until_u = seen + refresh_u + 1;
         }
+        if (s.dv != 0 && !value_static(s.dv)) {
+            const uint64_t d_until = value_time(s.dv) + __atomic_load_n(&ageing_u_, __ATOMIC_RELAXED) + 1;
+            if (d_until < until_u) until_u = d_until;
+        }
+        // The table must not have changed while it was read (a writer inside
+        // makes gen odd, one that came and went changes it).
+        if (reuse_until_ns != nullptr && reusable && (gen & 1) == 0 && generation() == gen && until_u > now_u)
+            *reuse_until_ns = until_u << kTimeShift;
     }
     return s.dport;
 }

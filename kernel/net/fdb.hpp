@@ -75,8 +75,19 @@ class Fdb {
     // The data path's one table read per frame: the source (to know whether
     // to learn) and, when want_dst, the destination (kNoPort when unknown),
     // under one sequence check. Refreshes the source's timestamp when due.
+    //
+    // *reuse_until_ns: when the source is known, a time before which the same
+    // lookup gives the same answer and needs no refresh, provided generation()
+    // has not changed (no entry was added, moved or removed since); 0 when the
+    // answer must not be reused. The switch keeps it per ingress port
+    // (Switch::FlowMemo) so a stream of frames of one flow reads the table once.
     PortId forward_lookup(uint16_t vlan, uint64_t src, uint64_t dst, bool want_dst, PortId in, uint64_t now_ns,
-                          SourceState* src_state);
+                          SourceState* src_state, uint64_t* reuse_until_ns = nullptr);
+
+    // Changes with every write to the table (and every change of the ageing
+    // time); even while no writer is inside. A 32-bit counter: an answer is
+    // reused at most 1/64 of the ageing time, far too short for it to wrap.
+    uint32_t generation() const { return __atomic_load_n(&seq_, __ATOMIC_ACQUIRE); }
 
     // Takes the lock. make_static: a permanent entry (the port's static MAC).
     LearnResult learn(uint16_t vlan, uint64_t mac, PortId port, uint64_t now_ns, bool make_static = false);

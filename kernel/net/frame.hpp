@@ -15,11 +15,11 @@
 
 namespace hv::net {
 
-inline constexpr uint32_t kEthHeaderLen = 14;     // dst, src, ethertype
-inline constexpr uint32_t kVlanTagLen = 4;        // 802.1Q TPID + TCI
-inline constexpr uint32_t kMinFrameLen = 14;      // shorter frames are malformed
+inline constexpr uint32_t kEthHeaderLen = 14;                 // dst, src, ethertype
+inline constexpr uint32_t kVlanTagLen = 4;                    // 802.1Q TPID + TCI
+inline constexpr uint32_t kMinFrameLen = 14;                  // shorter frames are malformed
 inline constexpr uint32_t kMaxFrameLen = 1514 + kVlanTagLen;  // MTU 1500, optional tag, no FCS
-inline constexpr uint32_t kMaxSegments = 64;      // per frame; longer chains are malformed
+inline constexpr uint32_t kMaxSegments = 64;                  // per frame; longer chains are malformed
 
 using PortId = uint16_t;
 inline constexpr PortId kNoPort = 0xFFFF;

@@ -246,42 +246,63 @@ void Switch::forward_one(TxBatch& batch, PortId in, const FrameView& frame, uint
     const uint16_t ethertype = __builtin_bswap16(static_cast<uint16_t>(w1 >> 32));
     h.tagged_in = ethertype == kEthertypeVlan;
     if (h.tagged_in ? frame.len < kHeadMax : frame.len > kMaxUntaggedLen) return drop(ic, DropReason::malformed);
-    if (w0 >> 48 & 1) return drop(ic, DropReason::malformed);  // group bit in the source (IEEE 802 §8.2)
-
-    const uint64_t dst = w0 & 0xFFFF'FFFF'FFFFull;  // as load_mac48()
-    const uint64_t src = w0 >> 48 | (w1 & 0xFFFF'FFFFull) << 16;
-    if (hot.has_static && src != hot.static_mac) return drop(ic, DropReason::spoofed);
-
-    // Ingress VLAN classification (802.1Q-2018 §6.9: VID 0 = priority-tagged, i.e. untagged).
     const uint16_t tci = h.tagged_in ? __builtin_bswap16(static_cast<uint16_t>(w1 >> 48)) : 0;
-    const uint16_t vid = tci & kVidMask;
     h.pcp_dei = static_cast<uint8_t>(tci >> 8 & 0xF0);
+
+    // The same flow as the port's last frame, and nothing changed since: the
+    // same decision (the checks below depend only on these bytes, the port's
+    // fixed configuration and the MAC table). h.n == kHeadMax: the key's
+    // bytes 16..17 are real frame bytes for a tagged frame.
+    const uint64_t k1 = h.tagged_in ? w1 : w1 & 0xFFFF'FFFF'FFFFull;
+    const uint16_t k2 = h.tagged_in ? w2 : 0;
+    FlowMemo& memo = ip.memo;
+    const uint32_t gen = fdb_.generation();
     uint16_t vlan;
-    if (vid == kVidNone)
-        vlan = hot.untagged_vlan;
-    else if (hot.trunk && vid_valid(vid) && (__atomic_load_n(&vlan_members_[vid], __ATOMIC_RELAXED) & in_bit))
-        vlan = vid;
-    else
-        vlan = 0;
-    if (vlan == 0) return drop(ic, DropReason::vlan_filtered);
-    if (is_tag_ethertype(h.tagged_in ? __builtin_bswap16(w2) : ethertype)) return drop(ic, DropReason::vlan_filtered);
+    PortId dport;
+    if (memo.k0 == w0 && memo.k1 == k1 && memo.k2 == k2 && memo.fdb_gen == gen && (gen & 1) == 0 &&
+        now_ns < memo.until_ns && h.n == kHeadMax) {
+        vlan = memo.vlan;
+        dport = memo.dport;
+    } else {
+        if (w0 >> 48 & 1) return drop(ic, DropReason::malformed);  // group bit in the source (IEEE 802 §8.2)
+
+        const uint64_t dst = w0 & 0xFFFF'FFFF'FFFFull;  // as load_mac48()
+        const uint64_t src = w0 >> 48 | (w1 & 0xFFFF'FFFFull) << 16;
+        if (hot.has_static && src != hot.static_mac) return drop(ic, DropReason::spoofed);
+
+        // Ingress VLAN classification (802.1Q-2018 §6.9: VID 0 = priority-tagged, i.e. untagged).
+        const uint16_t vid = tci & kVidMask;
+        if (vid == kVidNone)
+            vlan = hot.untagged_vlan;
+        else if (hot.trunk && vid_valid(vid) && (__atomic_load_n(&vlan_members_[vid], __ATOMIC_RELAXED) & in_bit))
+            vlan = vid;
+        else
+            vlan = 0;
+        if (vlan == 0) return drop(ic, DropReason::vlan_filtered);
+        if (is_tag_ethertype(h.tagged_in ? __builtin_bswap16(w2) : ethertype))
+            return drop(ic, DropReason::vlan_filtered);
+
+        const bool dst_group = (w0 & 1) != 0;
+        SourceState ss;
+        uint64_t reuse_until_ns;
+        dport = fdb_.forward_lookup(vlan, src, dst, !dst_group, in, now_ns, &ss, &reuse_until_ns);
+        if (ss == SourceState::other_static) return drop(ic, DropReason::spoofed);
+        if (ss != SourceState::known) {
+            // Rare: a new station, a move, or one aged out. Another port's static
+            // MAC is never learned here, on any VLAN.
+            PortId owner = static_owner(src);
+            if (owner != kNoPort && owner != in) return drop(ic, DropReason::spoofed);
+            LearnResult r = fdb_.learn(vlan, src, in, now_ns, owner == in);
+            if (r == LearnResult::static_conflict) return drop(ic, DropReason::spoofed);
+            if (r == LearnResult::full) bump(ic.fdb_full);
+        } else if (reuse_until_ns != 0 && h.n == kHeadMax) {
+            memo = FlowMemo{w0, k1, k2, vlan, dport, gen, reuse_until_ns};
+        }
+    }
     h.vlan = vlan;
 
+    // Per frame: its length against the port's rate.
     if (hot.rate_limited && !ip.bucket.take(frame.len, now_ns)) return drop(ic, DropReason::rate_limited);
-
-    const bool dst_group = (w0 & 1) != 0;
-    SourceState ss;
-    PortId dport = fdb_.forward_lookup(vlan, src, dst, !dst_group, in, now_ns, &ss);
-    if (ss == SourceState::other_static) return drop(ic, DropReason::spoofed);
-    if (ss != SourceState::known) {
-        // Rare: a new station, a move, or one aged out. Another port's static
-        // MAC is never learned here, on any VLAN.
-        PortId owner = static_owner(src);
-        if (owner != kNoPort && owner != in) return drop(ic, DropReason::spoofed);
-        LearnResult r = fdb_.learn(vlan, src, in, now_ns, owner == in);
-        if (r == LearnResult::static_conflict) return drop(ic, DropReason::spoofed);
-        if (r == LearnResult::full) bump(ic.fdb_full);
-    }
 
     if (uint8_t sessions = __atomic_load_n(&hot.mirror_in, __ATOMIC_RELAXED)) {
         OutFrame as_sent{h.hdr, h.n, frame, h.n};

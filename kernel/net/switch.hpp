@@ -136,10 +136,28 @@ class Switch {
         uint64_t tx_bytes = 0;
         uint64_t no_buffer = 0;
     };
+    // The last ingress decision of a port, reused for the next frame with the
+    // same addresses and tags while the MAC table is unchanged
+    // (Fdb::generation()) and its answer still holds in time: a stream of
+    // frames of one flow then reads the table once, not once per frame.
+    // Written and read only by the CPU forwarding the port's frames. Only what
+    // follows from the header bytes of the key and the port's own fixed
+    // configuration is kept; egress state (up, VLAN members, protected) is
+    // read for every frame.
+    struct FlowMemo {
+        uint64_t k0 = 0;  // frame bytes 0..7
+        uint64_t k1 = 0;  // bytes 8..15 (untagged: only 8..13)
+        uint16_t k2 = 0;  // bytes 16..17 (tagged frames: the inner EtherType)
+        uint16_t vlan = 0;
+        PortId dport = kNoPort;
+        uint32_t fdb_gen = 1;  // odd: never matches, the memo is empty
+        uint64_t until_ns = 0;
+    };
     struct alignas(64) Port {
         PortHot hot;
         TokenBucket bucket;
         alignas(64) IngressCounters in;
+        FlowMemo memo;
         alignas(64) EgressCounters sent_to[kMaxPorts];
         alignas(64) PortConfig cfg;
     };

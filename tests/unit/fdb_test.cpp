@@ -105,6 +105,44 @@ TEST(Fdb, ForwardLookupReportsSourceState) {
     EXPECT_EQ(s, SourceState::other_static);
 }
 
+// How long a forward_lookup answer may be reused, and the generation that
+// must stay unchanged meanwhile.
+TEST(Fdb, ForwardLookupSaysHowLongItsAnswerHolds) {
+    auto f = make_fdb();
+    f->set_ageing_ns(64 * kSec);  // refresh every 1 s of age
+    constexpr uint64_t kUnit = 1ull << Fdb::kTimeShift;
+    SourceState s;
+    uint64_t until = 123;
+    f->forward_lookup(1, kMacA, kMacB, true, 1, 0, &s, &until);
+    EXPECT_EQ(until, 0u);  // unknown source: it is learned, nothing to reuse
+    uint32_t g = f->generation();
+    EXPECT_EQ(g % 2, 0u);
+    ASSERT_EQ(f->learn(1, kMacA, 1, 0), LearnResult::learned);
+    EXPECT_NE(f->generation(), g);
+    ASSERT_EQ(f->learn(1, kMacB, 2, 0), LearnResult::learned);
+    // Known source seen at 0: reusable until its refresh is due (1 s of age).
+    EXPECT_EQ(f->forward_lookup(1, kMacA, kMacB, true, 1, kSec / 2, &s, &until), 2);
+    const uint64_t refresh_u = (64 * kSec >> Fdb::kTimeShift) / 64;
+    EXPECT_EQ(until, (refresh_u + 1) * kUnit);
+    // B is static and A too: nothing ages, the answer holds for good.
+    auto g2 = make_fdb();
+    ASSERT_EQ(g2->learn(1, kMacA, 1, 0, true), LearnResult::learned);
+    ASSERT_EQ(g2->learn(1, kMacB, 2, 0, true), LearnResult::learned);
+    EXPECT_EQ(g2->forward_lookup(1, kMacA, kMacB, true, 1, 5 * kSec, &s, &until), 2);
+    EXPECT_EQ(until, (~0ull >> Fdb::kTimeShift) << Fdb::kTimeShift);
+    // A static source and a dynamic destination: until the destination expires.
+    ASSERT_EQ(g2->learn(1, kMacB + 0x10000, 3, 10 * kSec), LearnResult::learned);
+    EXPECT_EQ(g2->forward_lookup(1, kMacA, kMacB + 0x10000, true, 1, 11 * kSec, &s, &until), 3);
+    EXPECT_EQ(until, ((10 * kSec >> Fdb::kTimeShift) + (Fdb::kDefaultAgeingNs >> Fdb::kTimeShift) + 1) * kUnit);
+    // Every write changes the generation, including a new ageing time.
+    g = g2->generation();
+    g2->set_ageing_ns(32 * kSec);
+    EXPECT_NE(g2->generation(), g);
+    g = g2->generation();
+    EXPECT_EQ(g2->flush_port(3), 1u);
+    EXPECT_NE(g2->generation(), g);
+}
+
 TEST(Fdb, FullBucketRefusesAndCountsThenReusesExpiredWays) {
     auto f = make_fdb();
     f->set_ageing_ns(10 * kSec);
@@ -184,14 +222,17 @@ TEST(Fdb, LookupsRacingWithWritersSeeOnlyRealPorts) {
     // A static entry that must always be found, and a dynamic one that moves
     // between ports 1 and 2 and is flushed, while other keys churn its bucket.
     ASSERT_EQ(f->learn(1, kMacA, 9, 0, true), LearnResult::learned);
-    std::atomic<bool> stop{false};
+    std::atomic<bool> stop{false}, started{false};
     std::thread writer([&] {
         for (uint64_t i = 0; !stop.load(); ++i) {
             (void)f->learn(1, kMacB, static_cast<uint16_t>(1 + (i & 1)), i);
             (void)f->learn(1, 0x0600'0000'0000ull + (i % 20000), 3, i);
             if (i % 64 == 0) f->flush_port(3);
+            started.store(true);
         }
     });
+    // On a loaded machine the writer may start late: race with it, not before it.
+    while (!started.load()) std::this_thread::yield();
     size_t bad = 0, found_b = 0;
     for (int i = 0; i < 200000; ++i) {
         if (f->lookup(1, kMacA, 0) != 9) ++bad;

@@ -266,6 +266,93 @@ TEST(Switch, StationMovingToAnotherPortIsFollowed) {
     EXPECT_EQ(seen, 1);
 }
 
+// A port reuses its last decision for the next frame of the same flow
+// (Switch::FlowMemo). Every frame below after the first of its flow is such a
+// repeat: each must still see every change of the MAC table.
+TEST(Switch, RepeatedFlowFollowsMovesFlushesAndPortsGoingDown) {
+    Net n;
+    PortId a = n.add(access(1)), b = n.add(access(1)), c = n.add(access(1));
+    n.send(b, frame(kBroadcast, mac(0xB)), 0);
+    n.send(a, frame(mac(0xB), mac(0xA)), 0);  // A learned
+    for (uint64_t t = 1; t <= 3; ++t) {
+        n.clear();
+        n.send(a, frame(mac(0xB), mac(0xA)), t * kSec);
+        EXPECT_EQ(n.receivers(), "1") << "t=" << t;
+    }
+    n.send(c, frame(kBroadcast, mac(0xB)), 4 * kSec);  // B moves behind c
+    n.clear();
+    n.send(a, frame(mac(0xB), mac(0xA)), 5 * kSec);
+    EXPECT_EQ(n.receivers(), "2");
+    n.send(a, frame(mac(0xB), mac(0xA)), 5 * kSec);
+    ASSERT_TRUE(n.sw->flush_fdb(c).ok());  // B forgotten: unknown again
+    n.clear();
+    n.send(a, frame(mac(0xB), mac(0xA)), 6 * kSec);
+    EXPECT_EQ(n.receivers(), "1,2");
+    n.send(b, frame(kBroadcast, mac(0xB)), 7 * kSec);
+    n.send(a, frame(mac(0xB), mac(0xA)), 7 * kSec);
+    n.send(a, frame(mac(0xB), mac(0xA)), 7 * kSec);
+    ASSERT_TRUE(n.sw->set_port_up(b, false).ok());
+    n.clear();
+    n.send(a, frame(mac(0xB), mac(0xA)), 8 * kSec);
+    EXPECT_EQ(n.receivers(), "2");  // B's entry went with its port: flooded to the one left
+    EXPECT_EQ(n.counters(a).drops[static_cast<size_t>(DropReason::port_down)], 0u);
+}
+
+TEST(Switch, RepeatedFlowFloodsOnceTheDestinationAges) {
+    Net n;
+    // A static source never needs a refresh: only B's age bounds the reuse.
+    PortId a = n.add(with_static(access(1), mac(0xA))), b = n.add(access(1));
+    n.add(access(1));
+    n.sw->set_ageing_ns(10 * kSec);
+    n.send(b, frame(kBroadcast, mac(0xB)), 100 * kSec);  // B last seen at 100 s
+    n.send(a, frame(kBroadcast, mac(0xA)), 100 * kSec);
+    // (Exactly 110 s is left out: timestamps are kept in 65.5 us units.)
+    for (uint64_t t = 101; t <= 113; ++t) {
+        if (t == 110) continue;
+        n.clear();
+        n.send(a, frame(mac(0xB), mac(0xA)), t * kSec);
+        EXPECT_EQ(n.receivers(), t < 110 ? "1" : "1,2") << "t=" << t;
+    }
+}
+
+// A flow that only repeats must still refresh its source's entry, or the
+// station would age out while it talks.
+TEST(Switch, LongRepeatedFlowKeepsItsSourceLearned) {
+    Net n;
+    PortId a = n.add(access(1)), b = n.add(access(1)), c = n.add(access(1));
+    n.sw->set_ageing_ns(64 * kSec);
+    n.send(b, frame(kBroadcast, mac(0xB)), 0);
+    for (uint64_t ms = 0; ms <= 200'000; ms += 250) n.send(a, frame(mac(0xB), mac(0xA)), ms * 1'000'000);
+    n.clear();
+    n.send(c, frame(mac(0xA), mac(0xC)), 200 * kSec);
+    EXPECT_EQ(n.receivers(), "0");  // A is still known (B aged out long ago)
+    EXPECT_EQ(n.sw->stats(200 * kSec).fdb_learned, 3u);
+}
+
+// The memo's key covers the tag: the same addresses on another VLAN are
+// another flow.
+TEST(Switch, RepeatedFlowOnATrunkKeepsVlansApart) {
+    Net n;
+    PortId t = n.add(trunk({10, 20})), v10 = n.add(access(10)), v20 = n.add(access(20));
+    (void)t;
+    (void)v10;
+    (void)v20;
+    const Bytes base = frame(mac(0x99), mac(0xA), 80);
+    for (int round = 0; round < 3; ++round) {
+        for (uint16_t vid : {10, 20, 10}) {
+            for (int i = 0; i < 3; ++i) {
+                n.clear();
+                n.send(t, with_tag(base, vid), kSec);
+                EXPECT_EQ(n.receivers(), vid == 10 ? "1" : "2") << "round " << round << " vid " << vid;
+            }
+        }
+    }
+    n.clear();
+    n.send(t, with_tag(base, 30), kSec);  // not allowed on the trunk
+    EXPECT_EQ(n.receivers(), "");
+    EXPECT_EQ(n.counters(t).drops[static_cast<size_t>(DropReason::vlan_filtered)], 1u);
+}
+
 TEST(Switch, FloodsBroadcastMulticastAndUnknownUnicastNeverToSender) {
     for (MacAddr dst : {kBroadcast, kMulticast, mac(0x77)}) {
         Net n;
