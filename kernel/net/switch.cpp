@@ -21,7 +21,7 @@ bool is_tag_ethertype(uint16_t t) {
 // get. IEEE 802.1Q-2018 §9.3: the tag (TPID 0x8100, TCI = PCP:3 DEI:1 VID:12)
 // sits between the source MAC and the original EtherType.
 struct Switch::Heads {
-    const FrameView* frame;
+    FrameView frame;        // the sender's view, copied field by field (see forward_one)
     uint8_t hdr[kHeadMax];  // bytes [0, n) of the frame as it arrived
     uint32_t n;
     bool tagged_in;   // hdr carries a tag (n == 18)
@@ -35,12 +35,12 @@ struct Switch::Heads {
 
     void build_untagged() {
         if (!tagged_in) {
-            untagged = OutFrame{hdr, n, *frame, n};
+            untagged = OutFrame{hdr, n, frame, n};
             return;
         }
         __builtin_memcpy(untagged_buf, hdr, 12);
         __builtin_memcpy(untagged_buf + 12, hdr + 16, 2);
-        untagged = OutFrame{untagged_buf, kEthHeaderLen, *frame, kHeadMax};
+        untagged = OutFrame{untagged_buf, kEthHeaderLen, frame, kHeadMax};
     }
     const OutFrame& get_tagged() {
         if (have_tagged) return tagged;
@@ -51,10 +51,10 @@ struct Switch::Heads {
         tagged_buf[15] = static_cast<uint8_t>(vlan);
         if (tagged_in) {
             __builtin_memcpy(tagged_buf + 16, hdr + 16, 2);
-            tagged = OutFrame{tagged_buf, kHeadMax, *frame, kHeadMax};
+            tagged = OutFrame{tagged_buf, kHeadMax, frame, kHeadMax};
         } else {
             __builtin_memcpy(tagged_buf + 16, hdr + 12, n - 12);
-            tagged = OutFrame{tagged_buf, n + kVlanTagLen, *frame, n};
+            tagged = OutFrame{tagged_buf, n + kVlanTagLen, frame, n};
         }
         have_tagged = true;
         return tagged;
@@ -223,7 +223,16 @@ void Switch::forward_one(TxBatch& batch, PortId in, const FrameView& frame, uint
     // store-to-load forwarding.) Byte i of the frame is bits 8i.. of w0/w1/w2.
     static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);
     Heads h;
-    h.frame = &frame;
+    // Store forwarding: callers build the view with one store per field, and
+    // copying it as a struct loads count and len with one 8-byte load that
+    // spans two such stores and stalls (perf showed it as the costliest spot
+    // of this function). So: read field by field, store count and len as one
+    // 8-byte word, which later whole or partial loads forward from.
+    static_assert(offsetof(FrameView, len) == offsetof(FrameView, count) + 4);
+    h.frame.segs = __atomic_load_n(&frame.segs, __ATOMIC_RELAXED);
+    const uint64_t count_len = static_cast<uint64_t>(__atomic_load_n(&frame.len, __ATOMIC_RELAXED)) << 32 |
+                               __atomic_load_n(&frame.count, __ATOMIC_RELAXED);
+    __builtin_memcpy(&h.frame.count, &count_len, 8);
     uint64_t w0, w1;
     uint16_t w2;
     if (frame.segs[0].len >= kHeadMax) {
