@@ -13,9 +13,16 @@
 //   then notifies the device, waits wait_ms and reads the device status:
 //     guest.netbad.corrupt bad=oob ...
 //     guest.netbad.status needs_reset=yes|no status=0x.. config_interrupts=N
+// mode=vlan: for each tag stack in tags= (a list; each stack is one or two
+//   VIDs 0..4095 joined by '.', outermost first: 40 is one tag, 10.20 a
+//   double tag), sends `count` UDP frames to port 9 of broadcast (or
+//   peer_mac) carrying those 0x8100 tags, from its own MAC. A switch must
+//   drop a VLAN the port does not carry and any tag behind the tag.
+//     guest.netbad.tagged tags=10.20 sent=N      (one per stack)
+//     guest.netbad.vlan sent=N drained=yes|no
 //
-//   args: ip=A.B.C.D mode=spoof|badring [peer=A.B.C.D] [peer_mac=..] [spoof_mac=..] [count=10]
-//         [bad=oob|loop|jump] [wait_ms=200] [nic=N] [irq=yes|no (default yes)]
+//   args: ip=A.B.C.D mode=spoof|badring|vlan [peer=A.B.C.D] [peer_mac=..] [spoof_mac=..] [count=10]
+//         [bad=oob|loop|jump] [wait_ms=200] [tags=VID[.VID],...] [nic=N] [irq=yes|no (default yes)]
 // Exit code 0 when the run completed (whatever the device did), 1 on bad
 // arguments, 2 when the NIC did not come up.
 
@@ -31,21 +38,33 @@ namespace {
 constinit hvg::NetIf g_net;
 
 const char* const kKnown[] = {"ip",  "mode",    "peer", "peer_mac", "spoof_mac", "count",
-                              "bad", "wait_ms", "nic",  "irq",      nullptr};
-const char* const kModes[] = {"spoof", "badring", nullptr};
+                              "bad", "wait_ms", "tags", "nic",      "irq",       nullptr};
+const char* const kModes[] = {"spoof", "badring", "vlan", nullptr};
 const char* const kBad[] = {"oob", "loop", "jump", nullptr};
 
-uint8_t g_frame[hvg::net::kEthMaxFrameLen];
+constexpr size_t kMaxTags = 2;
+constexpr size_t kMaxStacks = 4;
+uint8_t g_frame[hvg::net::kEthMaxFrameLen + kMaxTags * hvg::net::kVlanTagLen];
 
-// Sends `n` copies of a UDP frame with source MAC `src`; returns how many the
-// driver took (a full ring is waited out for a bounded time).
-uint64_t send_batch(const hvg::net::MacAddr& src, const hvg::net::MacAddr& dst, hvg::net::Ipv4Addr dst_ip, uint64_t n) {
+struct TagStack {
+    uint16_t vid[kMaxTags];  // outermost first
+    size_t n;
+};
+
+// Sends `n` copies of a UDP frame with source MAC `src`, carrying `tags`
+// (none when null); returns how many the driver took (a full ring is waited
+// out for a bounded time).
+uint64_t send_batch(const hvg::net::MacAddr& src, const hvg::net::MacAddr& dst, hvg::net::Ipv4Addr dst_ip, uint64_t n,
+                    const TagStack* tags = nullptr) {
     static const uint8_t kPayload[] = "netbad";
     uint64_t sent = 0;
     for (uint64_t k = 0; k < n; ++k) {
         hvg::net::Ipv4Endpoints ep{src, dst, g_net.ip(), dst_ip, g_net.stack().next_ip_id()};
         size_t len = hvg::net::build_udp_frame(g_frame, sizeof g_frame, ep, hvg::net::kUdpPortDiscard,
                                                hvg::net::kUdpPortDiscard, kPayload, sizeof kPayload);
+        // Each tag goes right after the source MAC: the innermost first.
+        for (size_t t = tags ? tags->n : 0; t-- > 0;)
+            len = hvg::net::add_tag(g_frame, len, tags->vid[t], g_frame, sizeof g_frame);
         uint64_t give_up = hvg::NetIf::now() + g_net.ms(100);
         while (!g_net.nic().send(g_frame, len) && hvg::NetIf::now() < give_up) g_net.poll();
         if (hvg::NetIf::now() < give_up) ++sent;
@@ -53,20 +72,29 @@ uint64_t send_batch(const hvg::net::MacAddr& src, const hvg::net::MacAddr& dst, 
     return sent;
 }
 
+// Where the frames go: peer= (resolved by ARP unless peer_mac= is given),
+// or broadcast. False after printing why not.
+bool destination(hvg::Args& args, hvg::net::Ipv4Addr* peer, hvg::net::MacAddr* dst) {
+    *peer = hvg::net::Ipv4Addr{0xFFFF'FFFF};
+    *dst = hvg::net::MacAddr::broadcast();
+    bool have_peer = args.ipv4("peer", false, peer);
+    bool have_mac = args.mac("peer_mac", false, dst);
+    if (!hvg::report_args(args)) return false;
+    if (have_peer && !have_mac && !g_net.resolve(*peer, 3000, dst)) {
+        hvg::Event("netbad.error").s("what", "arp_timeout").emit();
+        return false;
+    }
+    return true;
+}
+
 int run_spoof(hvg::Args& args) {
-    hvg::net::Ipv4Addr peer{0xFFFF'FFFF};
-    hvg::net::MacAddr dst = hvg::net::MacAddr::broadcast();
-    bool have_peer = args.ipv4("peer", false, &peer);
-    bool have_mac = args.mac("peer_mac", false, &dst);
     hvg::net::MacAddr spoof = g_net.mac();
     spoof.b[5] ^= 0xFF;
     args.mac("spoof_mac", false, &spoof);
     uint64_t count = args.u64("count", 10, 1, 1'000'000);
-    if (!hvg::report_args(args)) return 1;
-    if (have_peer && !have_mac && !g_net.resolve(peer, 3000, &dst)) {
-        hvg::Event("netbad.error").s("what", "arp_timeout").emit();
-        return 1;
-    }
+    hvg::net::Ipv4Addr peer;
+    hvg::net::MacAddr dst;
+    if (!destination(args, &peer, &dst)) return 1;
     uint64_t spoofed = send_batch(spoof, dst, peer, count);
     uint64_t own = send_batch(g_net.mac(), dst, peer, count);
     bool drained = g_net.drain_tx(1000);
@@ -80,6 +108,55 @@ int run_spoof(hvg::Args& args) {
         .s("own_mac", own_text)
         .b("drained", drained)
         .emit();
+    return 0;
+}
+
+// tags=: a list of tag stacks, each VID[.VID] (0..4095: a hostile guest may
+// send the reserved values too). Returns how many; 0 after an args error.
+size_t parse_tags(hvg::Args& args, TagStack* out) {
+    hvg::ArgValue items[kMaxStacks];
+    size_t n = args.list("tags", items, kMaxStacks);
+    if (n == 0 && args.ok()) args.reject("tags", "missing");
+    for (size_t i = 0; i < n; ++i) {
+        out[i].n = 0;
+        const char* p = items[i].p;
+        const char* end = p + items[i].len;
+        while (p <= end) {
+            const char* q = p;
+            while (q < end && *q != '.') ++q;
+            uint64_t vid = 0;
+            if (out[i].n == kMaxTags || !hvg::parse_u64(p, static_cast<size_t>(q - p), &vid) ||
+                vid > hvg::net::kVidMask) {
+                args.reject("tags", "bad_value");
+                return 0;
+            }
+            out[i].vid[out[i].n++] = static_cast<uint16_t>(vid);
+            p = q + 1;
+        }
+    }
+    return n;
+}
+
+int run_vlan(hvg::Args& args) {
+    TagStack stacks[kMaxStacks];
+    size_t n = parse_tags(args, stacks);
+    uint64_t count = args.u64("count", 10, 1, 1'000'000);
+    hvg::net::Ipv4Addr peer;
+    hvg::net::MacAddr dst;
+    if (!destination(args, &peer, &dst)) return 1;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; ++i) {
+        uint64_t sent = send_batch(g_net.mac(), dst, peer, count, &stacks[i]);
+        total += sent;
+        hvg::Event ev("netbad.tagged");
+        if (stacks[i].n == 1)
+            ev.u("tags", stacks[i].vid[0]);
+        else
+            ev.f("tags", "%u.%u", static_cast<unsigned>(stacks[i].vid[0]), static_cast<unsigned>(stacks[i].vid[1]));
+        ev.u("sent", sent).emit();
+    }
+    bool drained = g_net.drain_tx(1000);
+    hvg::Event("netbad.vlan").u("sent", total).b("drained", drained).emit();
     return 0;
 }
 
@@ -172,5 +249,6 @@ extern "C" int guest_main(const hv::abi::BootInfo* info) {
     uint64_t nic = args.u64("nic", 0, 0, 31);
     if (!hvg::report_args(args)) return 1;
     if (!g_net.up(ip, nic, irq)) return 2;
-    return mode == 0 ? run_spoof(args) : run_badring(args, *info);
+    if (mode == 0) return run_spoof(args);
+    return mode == 1 ? run_badring(args, *info) : run_vlan(args);
 }

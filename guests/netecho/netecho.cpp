@@ -3,7 +3,8 @@
 // (RFC 862). Prints its counters every report_ms and once more on exit.
 //
 //   args: ip=A.B.C.D [duration_ms=N (0 = forever)] [report_ms=N (default 1000, 0 = never)]
-//         [nic=N] [mode=irq|poll]
+//         [vlan=N] [vif=VID:A.B.C.D,...] [nic=N] [mode=irq|poll]
+//   (each VLAN interface answers for its own address)
 //   guest.net.up mac=02:.. ip=10.0.0.2 mode=irq ...
 //   guest.netecho.stats rx=.. tx=.. arp_answered=.. icmp_answered=.. udp_echoed=.. ...
 //   guest.netecho.done <the same counters>      (exit 0, after duration_ms)
@@ -17,7 +18,8 @@ namespace {
 
 constinit hvg::NetIf g_net;
 
-const char* const kKnown[] = {"ip", "nic", "mode", "event_idx", "mrg_rxbuf", "duration_ms", "report_ms", nullptr};
+const char* const kKnown[] = {"ip",        "vlan",      "vif",         "nic",       "mode",
+                              "event_idx", "mrg_rxbuf", "duration_ms", "report_ms", nullptr};
 
 }  // namespace
 
@@ -28,7 +30,7 @@ extern "C" int guest_main(const hv::abi::BootInfo* info) {
     uint64_t report_ms = args.u64("report_ms", 1000, 0, 3'600'000);
     if (!hvg::report_args(args)) return 1;
     if (!g_net.up(args)) return hvg::report_args(args) ? 2 : 1;
-    g_net.stack().set_udp_echo(true);
+    for (size_t i = 0; i < g_net.mux().count(); ++i) g_net.stack(i).set_udp_echo(true);
 
     uint64_t start = hvg::NetIf::now();
     uint64_t end = duration_ms ? start + g_net.ms(duration_ms) : ~0ull;

@@ -1,15 +1,20 @@
-// ping: resolves a peer by ARP, then sends ICMP echo requests one at a time
-// and times each reply with the TSC. Answers ARP and ICMP itself meanwhile.
+// ping: for each peer in turn, resolves it by ARP (or takes the MAC given
+// with it), then sends ICMP echo requests one at a time and times each reply
+// with the TSC. Answers ARP and ICMP itself meanwhile. Each peer is reached
+// through the interface on its /24 (VlanMux::route), so a guest with VLAN
+// interfaces (vlan=, vif=) pings on several VLANs in one run.
 //
-//   args: ip=A.B.C.D peer=A.B.C.D [count=10] [interval_ms=10] [size=56 (ICMP data bytes, 0..1472)]
-//         [timeout_ms=1000 (per request)] [nic=N] [mode=irq|poll]
+//   args: ip=A.B.C.D peer=A.B.C.D[@MAC][,...up to 4] [count=10] [interval_ms=10]
+//         [size=56 (ICMP data bytes, 0..1472)] [timeout_ms=1000 (per request)]
+//         [vlan=N] [vif=VID:A.B.C.D,...] [nic=N] [mode=irq|poll]
 //   guest.net.up ...
-//   guest.ping.start peer=10.0.0.1 peer_mac=.. count=10 size=56
-//   guest.ping.reply seq=N rtt_us=N          (one per reply)
-//   guest.ping.timeout seq=N                 (one per lost request)
-//   guest.ping.done sent=N received=N lost=N rtt_min_us=N rtt_avg_us=N rtt_max_us=N
-// Exit code 0 when every request was answered, 1 otherwise (also when the
-// peer never answers ARP), 2 when the NIC did not come up.
+//   guest.ping.start peer=10.0.0.1 peer_mac=.. vlan=0 count=10 size=56
+//   guest.ping.reply peer=.. seq=N rtt_us=N          (one per reply)
+//   guest.ping.timeout peer=.. seq=N sent=yes|no     (one per lost request)
+//   guest.ping.done peer=.. vlan=0 sent=N received=N lost=N late=N rtt_min_us=N rtt_avg_us=N rtt_max_us=N
+// then guest.ping.counters. Exit code 0 when every request to every peer was
+// answered, 1 otherwise (also when a peer never answers ARP), 2 when the NIC
+// did not come up.
 
 #include "guests/runtime/args.hpp"
 #include "guests/runtime/console.hpp"
@@ -21,11 +26,12 @@ namespace {
 
 constinit hvg::NetIf g_net;
 
-const char* const kKnown[] = {"ip",  "peer", "count",     "interval_ms", "size", "timeout_ms",
-                              "nic", "mode", "event_idx", "mrg_rxbuf",   nullptr};
+const char* const kKnown[] = {"ip",  "peer", "count", "interval_ms", "size",      "timeout_ms", "vlan",
+                              "vif", "nic",  "mode",  "event_idx",   "mrg_rxbuf", nullptr};
 
 constexpr uint16_t kIdentifier = 0x4856;  // "HV"
 constexpr size_t kMaxData = hvg::net::kEthMtu - 20 - 8;
+constexpr size_t kMaxPeers = 4;
 
 struct Waiting {
     hvg::net::Ipv4Addr peer;
@@ -49,39 +55,47 @@ void on_rx(void* ctx, const hvg::net::RxInfo& info, const uint8_t*, size_t) {
 
 uint8_t g_data[kMaxData];
 
-}  // namespace
+struct Settings {
+    uint64_t count;
+    uint64_t interval_ms;
+    uint64_t size;
+    uint64_t timeout_ms;
+};
 
-extern "C" int guest_main(const hv::abi::BootInfo* info) {
-    hvg::Args args(info->args);
-    args.check_known(kKnown);
-    hvg::net::Ipv4Addr peer{};
-    args.ipv4("peer", true, &peer);
-    uint64_t count = args.u64("count", 10, 1, 65535);
-    uint64_t interval_ms = args.u64("interval_ms", 10, 0, 60'000);
-    uint64_t size = args.u64("size", 56, 0, kMaxData);
-    uint64_t timeout_ms = args.u64("timeout_ms", 1000, 1, 60'000);
-    if (!hvg::report_args(args)) return 1;
-    if (!g_net.up(args)) return hvg::report_args(args) ? 2 : 1;
-
-    for (size_t k = 0; k < size; ++k) g_data[k] = static_cast<uint8_t>(k);
-    Waiting w{peer, 0, false, 0, 0};
+// Pings one peer `count` times; returns how many replies came back.
+uint64_t ping_peer(const hvg::Args::Peer& p, const Settings& s) {
+    const size_t iface = g_net.mux().route(p.ip);
+    const uint64_t vlan = g_net.mux().vid(iface);
+    Waiting w{p.ip, 0, false, 0, 0};
     char peer_text[hvg::net::kIpv4TextLen];
-    hvg::net::format_ipv4(peer, peer_text);
+    hvg::net::format_ipv4(p.ip, peer_text);
 
-    hvg::net::MacAddr peer_mac{};
-    if (!g_net.resolve(peer, timeout_ms * 3, &peer_mac, &on_rx, &w)) {
+    hvg::net::MacAddr peer_mac = p.mac;
+    if (!p.has_mac && !g_net.resolve(p.ip, s.timeout_ms * 3, &peer_mac, &on_rx, &w)) {
         hvg::Event("ping.error").s("what", "arp_timeout").s("peer", peer_text).emit();
-        hvg::Event("ping.done").u("sent", 0).u("received", 0).u("lost", count).emit();
-        g_net.print_counters("ping.counters");
-        return 1;
+        hvg::Event("ping.done")
+            .s("peer", peer_text)
+            .u("vlan", vlan)
+            .u("sent", 0)
+            .u("received", 0)
+            .u("lost", s.count)
+            .emit();
+        return 0;
     }
     char mac_text[hvg::net::kMacTextLen];
     hvg::net::format_mac(peer_mac, mac_text);
-    hvg::Event("ping.start").s("peer", peer_text).s("peer_mac", mac_text).u("count", count).u("size", size).emit();
+    hvg::Event("ping.start")
+        .s("peer", peer_text)
+        .s("peer_mac", mac_text)
+        .u("vlan", vlan)
+        .u("count", s.count)
+        .u("size", s.size)
+        .emit();
 
+    hvg::net::Stack& stack = g_net.stack(iface);
     uint64_t sent = 0, received = 0, rtt_min = ~0ull, rtt_max = 0, rtt_sum = 0;
     uint64_t next_send = hvg::NetIf::now();
-    for (uint64_t k = 1; k <= count; ++k) {
+    for (uint64_t k = 1; k <= s.count; ++k) {
         while (hvg::NetIf::now() < next_send) {
             g_net.poll(&on_rx, &w);
             g_net.idle(next_send);
@@ -89,11 +103,11 @@ extern "C" int guest_main(const hv::abi::BootInfo* info) {
         w.seq = static_cast<uint16_t>(k);
         w.replied = false;
         uint64_t t0 = hvg::NetIf::now();
-        next_send = t0 + g_net.ms(interval_ms);
+        next_send = t0 + g_net.ms(s.interval_ms);
         // A full TX ring is retried until the request's own timeout.
-        uint64_t deadline = t0 + g_net.ms(timeout_ms);
+        uint64_t deadline = t0 + g_net.ms(s.timeout_ms);
         bool out = false;
-        while (!(out = g_net.stack().send_icmp_echo(peer_mac, peer, kIdentifier, w.seq, g_data, size)) &&
+        while (!(out = stack.send_icmp_echo(peer_mac, p.ip, kIdentifier, w.seq, g_data, s.size)) &&
                hvg::NetIf::now() < deadline)
             g_net.poll(&on_rx, &w);
         if (out) ++sent;
@@ -103,7 +117,7 @@ extern "C" int guest_main(const hv::abi::BootInfo* info) {
         }
         if (g_net.check_needs_reset()) break;
         if (!w.replied) {
-            hvg::Event("ping.timeout").u("seq", k).b("sent", out).emit();
+            hvg::Event("ping.timeout").s("peer", peer_text).u("seq", k).b("sent", out).emit();
             continue;
         }
         ++received;
@@ -111,17 +125,41 @@ extern "C" int guest_main(const hv::abi::BootInfo* info) {
         rtt_sum += rtt;
         if (rtt < rtt_min) rtt_min = rtt;
         if (rtt > rtt_max) rtt_max = rtt;
-        hvg::Event("ping.reply").u("seq", k).u("rtt_us", rtt).emit();
+        hvg::Event("ping.reply").s("peer", peer_text).u("seq", k).u("rtt_us", rtt).emit();
     }
     hvg::Event("ping.done")
+        .s("peer", peer_text)
+        .u("vlan", vlan)
         .u("sent", sent)
         .u("received", received)
-        .u("lost", count - received)
+        .u("lost", s.count - received)
         .u("late", w.late)
         .u("rtt_min_us", received ? rtt_min : 0)
         .u("rtt_avg_us", received ? rtt_sum / received : 0)
         .u("rtt_max_us", rtt_max)
         .emit();
+    return received;
+}
+
+}  // namespace
+
+extern "C" int guest_main(const hv::abi::BootInfo* info) {
+    hvg::Args args(info->args);
+    args.check_known(kKnown);
+    hvg::Args::Peer peers[kMaxPeers] = {};
+    size_t n_peers = args.peers("peer", true, peers, kMaxPeers);
+    Settings s;
+    s.count = args.u64("count", 10, 1, 65535);
+    s.interval_ms = args.u64("interval_ms", 10, 0, 60'000);
+    s.size = args.u64("size", 56, 0, kMaxData);
+    s.timeout_ms = args.u64("timeout_ms", 1000, 1, 60'000);
+    if (!hvg::report_args(args)) return 1;
+    if (!g_net.up(args)) return hvg::report_args(args) ? 2 : 1;
+
+    for (size_t k = 0; k < s.size; ++k) g_data[k] = static_cast<uint8_t>(k);
+    bool all = true;
+    for (size_t i = 0; i < n_peers && !g_net.check_needs_reset(); ++i)
+        if (ping_peer(peers[i], s) != s.count) all = false;
     g_net.print_counters("ping.counters");
-    return received == count ? 0 : 1;
+    return all && !g_net.nic().needs_reset() ? 0 : 1;
 }

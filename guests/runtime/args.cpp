@@ -78,10 +78,18 @@ uint64_t Args::u64(const char* key, uint64_t dflt, uint64_t min, uint64_t max) {
         return dflt;
     }
     if (n < min || n > max) {
-        fail(key, __builtin_strlen(key), "out_of_range");
+        out_of_range(key, min, max);
         return dflt;
     }
     return n;
+}
+
+void Args::out_of_range(const char* key, uint64_t min, uint64_t max) {
+    if (!ok()) return;
+    fail(key, __builtin_strlen(key), "out_of_range");
+    error_has_range_ = true;
+    error_min_ = min;
+    error_max_ = max;
 }
 
 bool Args::ipv4(const char* key, bool required, net::Ipv4Addr* out) {
@@ -117,6 +125,69 @@ size_t Args::choice(const char* key, const char* const* choices, size_t dflt) {
         if (equals(v.p, v.len, choices[k])) return k;
     fail(key, __builtin_strlen(key), "bad_value");
     return dflt;
+}
+
+size_t Args::list(const char* key, ArgValue* items, size_t cap) {
+    ArgValue v;
+    if (!find(key, &v)) return 0;
+    size_t n = 0;
+    size_t start = 0;
+    for (size_t k = 0; k <= v.len; ++k) {
+        if (k < v.len && v.p[k] != ',') continue;
+        if (k == start) {
+            fail(key, __builtin_strlen(key), "bad_value");
+            return 0;
+        }
+        if (n == cap) {
+            fail(key, __builtin_strlen(key), "too_many");
+            return 0;
+        }
+        items[n++] = ArgValue{v.p + start, k - start};
+        start = k + 1;
+    }
+    return n;
+}
+
+// Calls parse(item, sep_at, index) for each item of key's list (at most cap;
+// sep_at: where `sep` first occurs in the item, or its length). An item it
+// refuses makes the key "bad_value", unless it recorded another problem.
+template <typename Fn>
+size_t Args::parse_items(const char* key, size_t cap, char sep, Fn parse) {
+    ArgValue items[kMaxListItems];
+    size_t n = list(key, items, cap < kMaxListItems ? cap : kMaxListItems);
+    for (size_t i = 0; i < n; ++i) {
+        size_t at = 0;
+        while (at < items[i].len && items[i].p[at] != sep) ++at;
+        if (!parse(items[i], at, i)) {
+            fail(key, __builtin_strlen(key), "bad_value");
+            return 0;
+        }
+    }
+    return n;
+}
+
+size_t Args::vlan_ifs(const char* key, net::VlanIf* out, size_t cap) {
+    return parse_items(key, cap, ':', [&](const ArgValue& it, size_t colon, size_t i) {
+        uint64_t vid = 0;
+        if (colon == it.len || !parse_u64(it.p, colon, &vid) ||
+            !net::parse_ipv4(it.p + colon + 1, it.len - colon - 1, &out[i].ip))
+            return false;
+        if (vid > net::kVidMax) out_of_range(key, 0, net::kVidMax);
+        out[i].vid = static_cast<uint16_t>(vid);
+        return vid <= net::kVidMax;
+    });
+}
+
+size_t Args::peers(const char* key, bool required, Peer* out, size_t cap) {
+    if (required && !has(key)) {
+        fail(key, __builtin_strlen(key), "missing");
+        return 0;
+    }
+    return parse_items(key, cap, '@', [&](const ArgValue& it, size_t at, size_t i) {
+        out[i].has_mac = at < it.len;
+        return net::parse_ipv4(it.p, at, &out[i].ip) &&
+               (!out[i].has_mac || net::parse_mac(it.p + at + 1, it.len - at - 1, &out[i].mac));
+    });
 }
 
 void Args::check_known(const char* const* known) {

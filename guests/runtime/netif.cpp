@@ -25,7 +25,10 @@ const char* const kYesNo[] = {"yes", "no", nullptr};
 bool report_args(const Args& args) {
     if (args.ok()) return true;
     ArgValue k = args.error_key();
-    Event("args_error").s("key", k.p, k.len).s("what", args.error_what()).emit();
+    Event ev("args_error");
+    ev.s("key", k.p, k.len).s("what", args.error_what());
+    if (args.error_has_range()) ev.u("min", args.error_min()).u("max", args.error_max());
+    ev.emit();
     return false;
 }
 
@@ -44,23 +47,29 @@ bool NetIf::send_frame(void* ctx, const uint8_t* frame, size_t len) {
 
 void NetIf::on_frame(void* ctx, const uint8_t* frame, size_t len) {
     auto* self = static_cast<NetIf*>(ctx);
-    net::RxInfo info = self->stack_.handle(frame, len, now());
-    if (self->hook_) self->hook_(self->hook_ctx_, info, frame, len);
+    net::VlanMux::Rx rx = self->mux_.handle(frame, len, now());
+    if (self->hook_) self->hook_(self->hook_ctx_, rx.info, frame, len);
 }
 
 bool NetIf::up(Args& args) {
-    net::Ipv4Addr ip{};
-    args.ipv4("ip", true, &ip);
+    net::VlanIf ifs[net::VlanMux::kMaxIfs] = {};
+    args.ipv4("ip", true, &ifs[0].ip);
+    ifs[0].vid = static_cast<uint16_t>(args.u64("vlan", 0, net::kVidMin, net::kVidMax));
+    size_t n = 1 + args.vlan_ifs("vif", ifs + 1, net::VlanMux::kMaxIfs - 1);
+    if (args.ok()) {
+        net::VlanMux::Error e = net::VlanMux::check(ifs, n);
+        if (e != net::VlanMux::Error::ok) args.reject("vif", net::VlanMux::error_name(e));
+    }
     size_t index = args.u64("nic", 0, 0, 31);
     bool want_irq = args.choice("mode", kModes, 0) == 0;
     uint64_t refuse = 0;
     if (args.choice("event_idx", kYesNo, 0) == 1) refuse |= VIRTIO_F_RING_EVENT_IDX;
     if (args.choice("mrg_rxbuf", kYesNo, 0) == 1) refuse |= VIRTIO_NET_F_MRG_RXBUF;
     if (!args.ok()) return false;
-    return up(ip, index, want_irq, refuse);
+    return up(ifs, n, index, want_irq, refuse);
 }
 
-bool NetIf::up(net::Ipv4Addr ip, size_t index, bool want_irq, uint64_t refuse) {
+bool NetIf::up(const net::VlanIf* ifs, size_t n, size_t index, bool want_irq, uint64_t refuse) {
     HypercallResult hz = hc::tsc_hz();
     tsc_hz_ = hz.ok() && hz.value ? hz.value : boot_info().tsc_hz;
     if (tsc_hz_ < 1'000'000) tsc_hz_ = kFallbackTscHz;
@@ -84,7 +93,13 @@ bool NetIf::up(net::Ipv4Addr ip, size_t index, bool want_irq, uint64_t refuse) {
         ev.x("status", nic_.device_status()).emit();
         return false;
     }
-    stack_.init(nic_.mac(), ip, &send_frame, this);
+    if (!mux_.init(nic_.mac(), ifs, n, &send_frame, this)) {
+        Event("net.error")
+            .s("what", "interfaces")
+            .s("why", net::VlanMux::error_name(net::VlanMux::check(ifs, n)))
+            .emit();
+        return false;
+    }
 
     x2apic::TimerMode timer = x2apic::TimerMode::none;
     if (nic_.interrupts()) timer = x2apic::timer_init(tsc_hz_);
@@ -94,10 +109,10 @@ bool NetIf::up(net::Ipv4Addr ip, size_t index, bool want_irq, uint64_t refuse) {
 
     char mac[net::kMacTextLen], ip_text[net::kIpv4TextLen];
     net::format_mac(nic_.mac(), mac);
-    net::format_ipv4(ip, ip_text);
+    net::format_ipv4(ifs[0].ip, ip_text);
     const pci::Function& f = nic_.function();
     Event ev("net.up");
-    ev.s("mac", mac).s("ip", ip_text).s("mode", nic_.interrupts() ? "irq" : "poll");
+    ev.s("mac", mac).s("ip", ip_text).u("vlan", ifs[0].vid).s("mode", nic_.interrupts() ? "irq" : "poll");
     if (fallback) ev.s("fallback", fallback);
     ev.b("link", nic_.link_up())
         .b("mac_from_device", nic_.mac_from_device())
@@ -111,6 +126,10 @@ bool NetIf::up(net::Ipv4Addr ip, size_t index, bool want_irq, uint64_t refuse) {
         .x("features", nic_.features())
         .u("tsc_hz", tsc_hz_)
         .emit();
+    for (size_t i = 1; i < n; ++i) {
+        net::format_ipv4(ifs[i].ip, ip_text);
+        Event("net.vif").u("index", i).u("vlan", ifs[i].vid).s("ip", ip_text).emit();
+    }
     return true;
 }
 
@@ -149,19 +168,20 @@ void NetIf::idle(uint64_t deadline) {
 }
 
 bool NetIf::resolve(net::Ipv4Addr ip, uint64_t timeout_ms, net::MacAddr* out, RxHook hook, void* ctx) {
+    net::Stack& st = mux_.stack(mux_.route(ip));
     uint64_t end = now() + ms(timeout_ms);
     while (now() < end) {
-        if (stack_.resolve(ip, out)) return true;
-        stack_.send_arp_request(ip);
+        if (st.resolve(ip, out)) return true;
+        st.send_arp_request(ip);
         uint64_t retry = now() + ms(kArpRetryMs);
         if (retry > end) retry = end;
         while (now() < retry) {
             poll(hook, ctx);
-            if (stack_.resolve(ip, out)) return true;
+            if (st.resolve(ip, out)) return true;
             idle(retry);
         }
     }
-    return stack_.resolve(ip, out);
+    return st.resolve(ip, out);
 }
 
 bool NetIf::drain_tx(uint64_t timeout_ms) {
@@ -177,7 +197,20 @@ bool NetIf::drain_tx(uint64_t timeout_ms) {
 
 void NetIf::print_counters(const char* event) {
     const VirtioNetCounters& c = nic_.counters();
-    const net::StackCounters& s = stack_.counters();
+    net::StackCounters s = {};
+    bool vlans = mux_.count() > 1 || mux_.vid(0) != 0;
+    for (size_t i = 0; i < mux_.count(); ++i) {
+        const net::StackCounters& one = mux_.stack(i).counters();
+        s.rx_frames += one.rx_frames;
+        s.rx_malformed += one.rx_malformed;
+        s.rx_not_for_us += one.rx_not_for_us;
+        s.arp_answered += one.arp_answered;
+        s.icmp_answered += one.icmp_answered;
+        s.udp_echoed += one.udp_echoed;
+        s.tx_frames += one.tx_frames;
+        s.tx_failed += one.tx_failed;
+    }
+    const net::VlanMuxCounters& m = mux_.counters();
     Event(event)
         .u("tx", c.tx)
         .u("tx_bytes", c.tx_bytes)
@@ -197,10 +230,35 @@ void NetIf::print_counters(const char* event) {
         .u("arp_answered", s.arp_answered)
         .u("icmp_answered", s.icmp_answered)
         .u("udp_echoed", s.udp_echoed)
-        .u("rx_malformed", s.rx_malformed)
+        .u("rx_malformed", s.rx_malformed + m.rx_malformed)
         .u("rx_not_for_us", s.rx_not_for_us)
         .u("stack_tx_failed", s.tx_failed)
         .emit();
+    if (!vlans) return;
+    // Lines of their own: the hypervisor splits console lines past 320 characters.
+    Event("net.vlans")
+        .u("interfaces", mux_.count())
+        .u("rx_vlan_dropped", m.rx_vlan_dropped)
+        .u("tx_too_long", m.tx_too_long)
+        .emit();
+    for (size_t i = 0; i < mux_.count(); ++i) {
+        const net::Stack& st = mux_.stack(i);
+        const net::StackCounters& one = st.counters();
+        char ip_text[net::kIpv4TextLen];
+        net::format_ipv4(st.ip(), ip_text);
+        Event("net.if")
+            .u("index", i)
+            .u("vlan", mux_.vid(i))
+            .s("ip", ip_text)
+            .u("rx", one.rx_frames)
+            .u("tx", one.tx_frames)
+            .u("tx_failed", one.tx_failed)
+            .u("rx_malformed", one.rx_malformed)
+            .u("rx_not_for_us", one.rx_not_for_us)
+            .u("arp_answered", one.arp_answered)
+            .u("icmp_answered", one.icmp_answered)
+            .emit();
+    }
 }
 
 bool NetIf::check_needs_reset() {

@@ -1,6 +1,8 @@
 #include "guests/runtime/virtio_net.hpp"
 
 #include "guests/runtime/interrupt.hpp"
+#include "guests/runtime/net/vlan.hpp"
+#include "guests/runtime/net/wire.hpp"
 #include "guests/runtime/runtime.hpp"
 #include "guests/runtime/x2apic.hpp"
 #include "kernel/lib/bytes.hpp"
@@ -281,7 +283,11 @@ void VirtioNet::flush_tx() {
 }
 
 bool VirtioNet::send(const void* frame, size_t len, bool more) {
-    if (!initialised_ || broken_ || len < 14 || len > static_cast<size_t>(mtu_) + 14) return false;
+    if (!initialised_ || broken_ || len < 14) return false;
+    // The MTU counts the payload only: an 802.1Q tag may come on top (as on Linux).
+    const auto* bytes = static_cast<const uint8_t*>(frame);
+    size_t tag = net::load_be16(bytes + 12) == static_cast<uint16_t>(net::EtherType::vlan) ? net::kVlanTagLen : 0;
+    if (len > static_cast<size_t>(mtu_) + 14 + tag) return false;
     if (tx_free_count_ == 0) {
         flush_tx();  // frames held back by `more` must reach the device before it can return buffers
         reclaim_tx();

@@ -74,8 +74,9 @@ class VirtioNet {
     static constexpr uint16_t kMaxQueueSize = SplitQueue::kMaxSize;  // 256
     static constexpr uint32_t kBufferSize = 2048;
     static constexpr uint32_t kHdrLen = sizeof(VirtioNetHdr);
-    // The largest frame send() takes: the 1500-byte MTU (or the device's
-    // smaller one) plus the Ethernet header.
+    // The largest untagged frame send() takes: the 1500-byte MTU (or the
+    // device's smaller one) plus the Ethernet header; a tagged one may be 4
+    // bytes longer.
     static constexpr uint32_t kMaxFrame = 1514;
 
     struct Options {
@@ -118,7 +119,7 @@ class VirtioNet {
     // Link state from the config space (§5.1.4); always up without STATUS.
     bool link_up() const;
 
-    // Copies the frame (14..kMaxFrame bytes) into a free TX buffer behind a
+    // Copies the frame (14..kMaxFrame bytes, 4 more with an 802.1Q tag) into a free TX buffer behind a
     // zeroed header and offers it; notifies the device if it asks (EVENT_IDX).
     // False when every TX buffer is still owned by the device (tx_full), the
     // length is bad, or the device needs a reset.

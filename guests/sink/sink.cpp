@@ -1,7 +1,7 @@
 // sink: counts UDP datagrams addressed to its discard port (9) and reports
 // the rate every second of TSC time. Answers ARP and ICMP echo meanwhile.
 //
-//   args: ip=A.B.C.D [duration_ms=N] [count=N] [port=9] [nic=N] [mode=irq|poll]
+//   args: ip=A.B.C.D [duration_ms=N] [count=N] [port=9] [vlan=N] [vif=VID:A.B.C.D,...] [nic=N] [mode=irq|poll]
 //   guest.net.up ...
 //   guest.sink.rate pps=N bytes=N            (each second: frames and frame bytes in it)
 //   guest.sink.total packets=N bytes=N elapsed_us=N   (when duration_ms or count is reached; exit 0)
@@ -17,7 +17,8 @@ namespace {
 
 constinit hvg::NetIf g_net;
 
-const char* const kKnown[] = {"ip", "duration_ms", "count", "port", "nic", "mode", "event_idx", "mrg_rxbuf", nullptr};
+const char* const kKnown[] = {"ip",  "vlan", "vif",       "duration_ms", "count", "port",
+                              "nic", "mode", "event_idx", "mrg_rxbuf",   nullptr};
 
 struct Tally {
     uint16_t port;

@@ -6,7 +6,9 @@
 //
 //   args: ip=A.B.C.D peer=A.B.C.D [peer_mac=aa:bb:cc:dd:ee:ff (skip ARP)]
 //         [size=64 (frame bytes without FCS, 64..1514)] [pps=0 (0 = as fast as possible)]
-//         [duration_ms=N | count=N (default count=1000)] [nic=N] [mode=irq|poll]
+//         [duration_ms=N | count=N (default count=1000)] [vlan=N] [vif=VID:A.B.C.D,...]
+//         [nic=N] [mode=irq|poll]
+//   (from the interface on peer's /24, tagged when that interface is on a VLAN)
 //   guest.net.up ...
 //   guest.trafgen.start peer=.. peer_mac=.. size=64 pps=0 count=1000 duration_ms=0
 //   guest.trafgen.done sent=N tx_full=N elapsed_us=N pps=N bytes=N tx_kicks=N
@@ -25,13 +27,13 @@ namespace {
 
 constinit hvg::NetIf g_net;
 
-const char* const kKnown[] = {"ip",  "peer", "peer_mac",  "size",      "pps",      "duration_ms", "count",
-                              "nic", "mode", "event_idx", "mrg_rxbuf", "src_port", "burst", nullptr};
+const char* const kKnown[] = {"ip",    "vlan", "vif",  "peer",      "peer_mac",  "size",     "pps",   "duration_ms",
+                              "count", "nic",  "mode", "event_idx", "mrg_rxbuf", "src_port", "burst", nullptr};
 
 constexpr size_t kHeaders = hvg::net::kUdpDataOffset;  // Ethernet + IPv4 + UDP
 constexpr uint64_t kRxEvery = 64;                      // frames between two looks at the RX ring
 
-uint8_t g_frame[hvg::net::kEthMaxFrameLen];
+uint8_t g_frame[hvg::net::kEthMaxTaggedFrameLen];
 uint8_t g_payload[hvg::net::kEthMaxFrameLen];
 
 }  // namespace
@@ -61,9 +63,12 @@ extern "C" int guest_main(const hv::abi::BootInfo* info) {
         return 1;
     }
     for (size_t k = 0; k < sizeof g_payload; ++k) g_payload[k] = static_cast<uint8_t>(k * 31 + 7);
-    hvg::net::Ipv4Endpoints ep{g_net.mac(), peer_mac, g_net.ip(), peer, g_net.stack().next_ip_id()};
+    const size_t iface = g_net.mux().route(peer);
+    hvg::net::Stack& stack = g_net.stack(iface);
+    hvg::net::Ipv4Endpoints ep{g_net.mac(), peer_mac, stack.ip(), peer, stack.next_ip_id()};
     size_t len = hvg::net::build_udp_frame(g_frame, sizeof g_frame, ep, static_cast<uint16_t>(src_port),
                                            hvg::net::kUdpPortDiscard, g_payload, size - kHeaders);
+    len = g_net.mux().encap(iface, g_frame, sizeof g_frame, len);
     char mac_text[hvg::net::kMacTextLen];
     hvg::net::format_mac(peer_mac, mac_text);
     hvg::Event("trafgen.start")

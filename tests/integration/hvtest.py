@@ -576,6 +576,23 @@ def check_badring(c, case):
     expect(c.one("hv.guest.stop", guest="bad")["reason"] == "exit", "the bad guest itself runs on")
 
 
+def mirror_rows(c, mirror, *fields):
+    """The mirror session's pcap, rebuilt from the console and read by tshark: one row of `fields` per frame."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import hv_pcap
+    data = hv_pcap.extract(c.text, mirror)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, f"{mirror}.pcap")
+        with open(path, "wb") as f:
+            f.write(data)
+        cmd = ["tshark", "-r", path, "-T", "fields"]
+        for field in fields:
+            cmd += ["-e", field]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        expect(out.returncode == 0, f"tshark could not read the capture: {out.stderr}")
+    return [(line.split("\t") + [""] * len(fields))[:len(fields)] for line in out.stdout.splitlines()]
+
+
 def check_spoof(c, case):
     check_partitions_end(c, case)
     sp = guest_events(c, "spoofer", "guest.netbad.spoof")
@@ -588,22 +605,89 @@ def check_spoof(c, case):
     looper = guest_events(c, "looper", "guest.netbad.status")
     expect(looper and looper[0][1]["needs_reset"] == "yes", f"descriptor loop not contained: {looper}")
     expect(port_stats(c, "looper").get("chain_too_long") == "1", f"looper's port: {port_stats(c, 'looper')}")
-    # The mirror session's pcap, rebuilt from the console and read by tshark.
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-    import hv_pcap
-    data = hv_pcap.extract(c.text, "cap")
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "cap.pcap")
-        with open(path, "wb") as f:
-            f.write(data)
-        out = subprocess.run(["tshark", "-r", path, "-T", "fields", "-e", "eth.src", "-e", "udp.dstport"],
-                             capture_output=True, text=True, timeout=60)
-        expect(out.returncode == 0, f"tshark could not read the capture: {out.stderr}")
-    rows = [line.split("\t") for line in out.stdout.splitlines()]
+    rows = mirror_rows(c, "cap", "eth.src", "udp.dstport")
     udp = [r for r in rows if len(r) > 1 and r[1] == "9"]
     expect(len(udp) == 10 and all(r[0] == own_mac for r in udp),
            f"the capture should hold the 10 honest UDP frames from {own_mac}: {rows}")
     expect(not any(r[0] == spoof_mac for r in rows), f"a spoofed frame reached the sink's port: {rows}")
+
+
+def ping_done_by_peer(c, guest):
+    return {f["peer"]: f for _, f in guest_events(c, guest, "guest.ping.done")}
+
+
+def check_trunk(c, case):
+    check_partitions_end(c, case)
+    for g in ("trunk", "echo10", "echo20", "echo30", "hopper"):
+        expect(guest_events(c, g, "guest.net.up"), f"{g}: no guest.net.up")
+    # The trunk guest reaches each access guest on its VLAN, tagged 10 and 20,
+    # and untagged for the native VLAN 30, with no loss.
+    done = ping_done_by_peer(c, "trunk")
+    for peer, vid in (("10.10.0.2", "10"), ("10.20.0.2", "20"), ("10.30.0.2", "0")):
+        d = done.get(peer)
+        expect(d and d["vlan"] == vid and d["sent"] == "10" and d["received"] == "10" and d["lost"] == "0",
+               f"trunk -> {peer}: {d}")
+    d = done.get("10.40.0.2")
+    expect(d and d["vlan"] == "40" and d["sent"] == "0" and d["received"] == "0", f"VLAN 40 is not on the trunk: {d}")
+    ifs = {f["vlan"]: f for _, f in guest_events(c, "trunk", "guest.net.if")}
+    expect(sorted(ifs) == ["0", "10", "20", "40"], f"trunk interfaces: {ifs}")
+    vlans = guest_events(c, "trunk", "guest.net.vlans")
+    expect(vlans and vlans[-1][1]["rx_vlan_dropped"] == "0",
+           f"the switch sent the trunk a VLAN it does not carry: {vlans}")
+    # Every frame the trunk guest sent on VLAN 40 (its ARP requests) is dropped
+    # at its port and counted; nothing else is.
+    trunk = port_stats(c, "trunk")
+    arp40 = int(ifs["40"]["tx"])
+    expect(arp40 >= 3 and trunk["vlan_filtered"] == str(arp40),
+           f"{arp40} frames on VLAN 40, trunk port: {trunk}")
+    # Each access guest got exactly what the trunk guest sent on its VLAN: no
+    # frame leaked from another VLAN or from the hopper.
+    sent_to = 0
+    for g, vid in (("echo10", "10"), ("echo20", "20"), ("echo30", "0")):
+        st = port_stats(c, g)
+        expect(st["tx_packets"] == ifs[vid]["tx"], f"{g} got {st['tx_packets']} frames, trunk sent {ifs[vid]}")
+        sent_to += int(st["rx_packets"])
+    expect(trunk["tx_packets"] == str(sent_to), f"the trunk got {trunk['tx_packets']} frames, its peers sent {sent_to}")
+    # The hopper's tag stacks: VLAN 40, 10 with 20 behind it, a priority tag with 20 behind it.
+    tagged = [(f["tags"], f["sent"]) for _, f in guest_events(c, "hopper", "guest.netbad.tagged")]
+    expect(tagged == [("40", "5"), ("10.20", "5"), ("0.20", "5")], f"hopper: {tagged}")
+    hop = port_stats(c, "hopper")
+    expect(hop["rx_packets"] == "15" and hop["vlan_filtered"] == "15", f"hopper's frames must all be dropped: {hop}")
+    # The trunk's mirror, read by tshark: every frame to or from VLAN 10 and 20
+    # carries its tag, the native VLAN's go untagged, and nothing of VLAN 40
+    # got in. Per VLAN: the ARP request and reply, 10 echo requests and replies.
+    rows = mirror_rows(c, "trunk-tap", "vlan.id", "ip.src", "arp.src.proto_ipv4", "arp.dst.proto_ipv4", "icmp.type")
+    per_vlan = {}
+    for vlan, ip_src, arp_src, arp_dst, icmp_type in rows:
+        addr = ip_src or arp_src
+        subnet = addr.rsplit(".", 2)[0]
+        want = {"10.10": "10", "10.20": "20", "10.30": ""}.get(subnet)
+        expect(want is not None and "10.40." not in arp_dst, f"a frame of another VLAN in the capture: {rows}")
+        expect(vlan == want, f"a frame from {addr} carried VLAN '{vlan}', expected '{want}'")
+        per_vlan.setdefault(subnet, []).append("icmp" if icmp_type else "arp")
+    expect({k: (v.count("arp"), v.count("icmp")) for k, v in per_vlan.items()} ==
+           {"10.10": (2, 20), "10.20": (2, 20), "10.30": (2, 20)}, f"frames in the capture: {per_vlan}")
+
+
+def check_protected(c, case):
+    check_partitions_end(c, case)
+    macs = {"p1": "02:00:00:00:02:02", "p2": "02:00:00:00:02:03"}
+    for me, other in (("p1", "10.0.0.3"), ("p2", "10.0.0.2")):
+        done = ping_done_by_peer(c, me)
+        r = done.get("10.0.0.1")
+        expect(r and r["received"] == "5" and r["lost"] == "0", f"{me} -> router: {r}")
+        o = done.get(other)
+        expect(o and o["sent"] == "5" and o["received"] == "0", f"{me} -> {other} (protected): {o}")
+        st = port_stats(c, me)
+        expect(st["protected_port"] == "5", f"{me}: 5 requests to a protected port must be dropped and counted: {st}")
+    router = port_stats(c, "router")
+    expect(router["protected_port"] == "0" and int(router["tx_packets"]) >= 12, f"router: {router}")
+    # What both protected ports were given (mirror, tx): only the router's frames.
+    rows = mirror_rows(c, "edge", "eth.src", "eth.dst")
+    expect(len(rows) >= 12, f"the capture should hold the router's answers: {rows}")
+    expect(all(src == "02:00:00:00:02:01" for src, dst in rows),
+           f"a protected guest got a frame from the other: {rows}")
+    expect({dst for src, dst in rows} == set(macs.values()), f"capture: {rows}")
 
 
 def check_ratelimit(c, case):
@@ -746,6 +830,10 @@ case("bochs_net_badring", check_badring, emulator="bochs", boot="iso", cpus=4, m
      config="net_badring.toml", duration_ms=2000)
 case("bochs_net_spoof_mirror", check_spoof, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="net_spoof.toml", duration_ms=2000)
+case("bochs_net_trunk", check_trunk, emulator="bochs", boot="iso", cpus=6, mem=256, timeout=300,
+     config="net_trunk.toml", duration_ms=2500)
+case("bochs_net_protected", check_protected, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="net_protected.toml", duration_ms=2000)
 case("bochs_net_ratelimit", check_ratelimit, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="net_ratelimit.toml", duration_ms=1500)
 case("bochs_guest_actions", check_actions, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,

@@ -19,7 +19,7 @@ inline constexpr size_t kEthMtu = 1500;
 enum class EtherType : uint16_t {
     ipv4 = 0x0800,
     arp = 0x0806,
-    vlan = 0x8100,  // IEEE 802.1Q tag: not expected on an access port, not parsed
+    vlan = 0x8100,  // IEEE 802.1Q tag (vlan.hpp); the stacks only ever see untagged frames
 };
 
 struct EthHeader {

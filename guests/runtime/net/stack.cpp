@@ -15,6 +15,7 @@ const char* rx_kind_name(RxKind k) {
         case RxKind::icmp_echo_reply: return "icmp_echo_reply";
         case RxKind::udp: return "udp";
         case RxKind::other: return "other";
+        case RxKind::other_vlan: return "other_vlan";
     }
     return "?";
 }

@@ -24,7 +24,8 @@ enum class RxKind : uint8_t {
     icmp_echo_request,
     icmp_echo_reply,
     udp,
-    other,  // a protocol or EtherType this stack does not speak
+    other,       // a protocol or EtherType this stack does not speak
+    other_vlan,  // a VLAN no interface of the NIC is on (VlanMux), never seen by a stack
 };
 const char* rx_kind_name(RxKind k);
 
