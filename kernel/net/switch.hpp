@@ -166,7 +166,7 @@ class Switch {
     struct Heads;
 
     void forward_one(TxBatch& batch, PortId in, const FrameView& frame, uint64_t now_ns);
-    void deliver_to(TxBatch& batch, PortId port, uint16_t vlan, Heads& heads, uint64_t now_ns);
+    [[gnu::always_inline]] inline void deliver_to(TxBatch& batch, PortId port, uint16_t vlan, Heads& heads, uint64_t now_ns);
     void capture(uint8_t sessions, const OutFrame& f, uint64_t now_ns);
     PortId static_owner(uint64_t mac) const;
     Result<void> validate(const PortConfig& cfg, PortDriver* driver) const;
