@@ -1,6 +1,10 @@
 // The switch core's forwarding cost on one host core: 64 B and 1500 B frames
 // between 2, 4 and 8 access ports whose MACs are learned, in batches of 32
 // per sender notification (as a virtio TX queue would hand them over).
+// ForwardLearned sends one flow per port, so every frame after a port's
+// first reuses its last decision (Switch::FlowMemo); ForwardTwoFlows
+// alternates two source stations per port, so that no frame does: the cost of
+// a full MAC table lookup.
 // Receivers copy every frame into a ring of 256 2 KiB RX buffers with
 // copy_out(), which is the one copy the hypervisor makes per frame, so the
 // figures include it. items/s = packets/s; bytes/s counts frame bytes;
@@ -51,13 +55,17 @@ std::vector<uint8_t> frame(MacAddr dst, MacAddr src, size_t len) {
     return f;
 }
 
+enum class Mode { learned, two_flows, broadcast };
+
 struct Bench {
     std::unique_ptr<Switch> sw = std::make_unique<Switch>();
     std::vector<std::unique_ptr<CopyPort>> ports;
     std::vector<std::vector<uint8_t>> frames;
     std::vector<Segment> segs;
 
-    Bench(int nports, size_t len, bool broadcast) {
+    Bench(int nports, size_t len, Mode mode) {
+        const bool broadcast = mode == Mode::broadcast;
+        const int flows = mode == Mode::two_flows ? 2 : 1;
         for (int i = 0; i < nports; ++i) {
             PortConfig c;
             std::snprintf(c.name, sizeof c.name, "bench.eth%d", i);
@@ -66,23 +74,30 @@ struct Bench {
             if (!sw->add_port(c, ports.back().get()).ok()) std::abort();
         }
         // Port i sends to port i+1: every MAC learned first, so no flooding.
+        // Port i's second station is station(i + 64).
         for (int i = 0; i < nports; ++i) {
-            auto hello = frame(MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, station(i), 64);
-            Segment s{hello.data(), 64};
-            sw->forward(static_cast<PortId>(i), FrameView{&s, 1, 64}, 0);
+            for (int f = 0; f < flows; ++f) {
+                auto hello = frame(MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, station(i + 64 * f), 64);
+                Segment s{hello.data(), 64};
+                sw->forward(static_cast<PortId>(i), FrameView{&s, 1, 64}, 0);
+            }
         }
         for (int i = 0; i < nports; ++i) {
-            MacAddr dst = broadcast ? MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}} : station((i + 1) % nports);
-            frames.push_back(frame(dst, station(i), len));
+            for (int f = 0; f < flows; ++f) {
+                MacAddr dst = broadcast ? MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}} : station((i + 1) % nports);
+                frames.push_back(frame(dst, station(i + 64 * f), len));
+            }
         }
         for (auto& f : frames) segs.push_back(Segment{f.data(), static_cast<uint32_t>(f.size())});
     }
 };
 
-void run(benchmark::State& state, bool broadcast) {
+void run(benchmark::State& state, Mode mode) {
     const int nports = static_cast<int>(state.range(0));
     const size_t len = static_cast<size_t>(state.range(1));
-    Bench b(nports, len, broadcast);
+    const bool broadcast = mode == Mode::broadcast;
+    const int flows = mode == Mode::two_flows ? 2 : 1;
+    Bench b(nports, len, mode);
     uint64_t now = 1'000'000;
     uint64_t iterations = 0;
     // TSC ticks of each iteration, for a median that a preempted iteration
@@ -94,8 +109,10 @@ void run(benchmark::State& state, bool broadcast) {
         // One notification per sender: a batch of 32 frames each.
         for (int i = 0; i < nports; ++i) {
             TxBatch batch(*b.sw);
-            FrameView v{&b.segs[i], 1, b.segs[i].len};
-            for (int k = 0; k < kBatch; ++k) batch.forward(static_cast<PortId>(i), v, now);
+            for (int k = 0; k < kBatch; ++k) {
+                const Segment& seg = b.segs[i * flows + k % flows];
+                batch.forward(static_cast<PortId>(i), FrameView{&seg, 1, seg.len}, now);
+            }
         }
         now += 1000;
         ++iterations;
@@ -112,19 +129,23 @@ void run(benchmark::State& state, bool broadcast) {
             static_cast<double>(ticks[ticks.size() / 2]) / static_cast<double>(per_iteration);
     }
     auto st = b.sw->stats(now);
-    if (!broadcast && st.floods != static_cast<uint64_t>(nports)) state.SkipWithError("unexpected floods");
+    if (!broadcast && st.floods != static_cast<uint64_t>(nports * flows)) state.SkipWithError("unexpected floods");
 }
 
 void BM_ForwardLearned(benchmark::State& state) {
-    run(state, false);
+    run(state, Mode::learned);
+}
+void BM_ForwardTwoFlows(benchmark::State& state) {
+    run(state, Mode::two_flows);
 }
 void BM_FloodBroadcast(benchmark::State& state) {
-    run(state, true);
+    run(state, Mode::broadcast);
 }
 
 }  // namespace
 
 BENCHMARK(BM_ForwardLearned)->ArgsProduct({{2, 4, 8}, {64, 1500}})->ArgNames({"ports", "bytes"});
+BENCHMARK(BM_ForwardTwoFlows)->ArgsProduct({{2, 8}, {64, 1500}})->ArgNames({"ports", "bytes"});
 BENCHMARK(BM_FloodBroadcast)->ArgsProduct({{4}, {64}})->ArgNames({"ports", "bytes"});
 
 BENCHMARK_MAIN();
