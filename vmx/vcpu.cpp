@@ -3,17 +3,18 @@
 #include "drivers/lapic.hpp"
 #include "kernel/abi/guest_abi.hpp"
 #include "kernel/cpu/x86.hpp"
+#include "kernel/guest/guest_devices.hpp"
 #include "kernel/mm/kernel_memory.hpp"
+#include "kernel/vdev/vlapic.hpp"
+#include "kernel/x86/insn_decoder.hpp"
+#include "kernel/x86/mmio_emulate.hpp"
+#include "kernel/x86/page_walk.hpp"
+#include "vmx/event_injection.hpp"
 #include "vmx/exit_qualification.hpp"
 #include "vmx/vmcs_fields.hpp"
 #include "vmx/vmx_controls.hpp"
 #include "vmx/vmx_cpu.hpp"
 #include "vmx/vmx_hw.hpp"
-#include "kernel/guest/guest_devices.hpp"
-#include "kernel/vdev/vlapic.hpp"
-#include "kernel/x86/insn_decoder.hpp"
-#include "kernel/x86/mmio_emulate.hpp"
-#include "kernel/x86/page_walk.hpp"
 
 extern "C" uint64_t vmx_enter(hv::guest::GuestRegs* regs, uint64_t launched);
 extern "C" void vmx_exit();
@@ -51,7 +52,7 @@ constexpr uint32_t IA32_TSC = 0x10, IA32_APIC_BASE = 0x1B, IA32_SYSENTER_CS = 0x
                    IA32_FMASK = 0xC0000084, IA32_FS_BASE = 0xC0000100, IA32_GS_BASE = 0xC0000101,
                    IA32_KERNEL_GS_BASE = 0xC0000102, IA32_TSC_AUX = 0xC0000103;
 
-constexpr uint8_t kVectorUd = 6, kVectorGp = 13;
+constexpr uint8_t kVectorNmi = 2, kVectorUd = 6, kVectorGp = 13;
 constexpr uint8_t kWakeupVector = 0xF0;
 
 alignas(4096) constinit uint8_t g_msr_bitmap[4096];
@@ -149,11 +150,7 @@ void route_ipi(Vcpu& from, const vdev::IpiRequest& req) {
             case vdev::IpiMode::fixed:
                 if (t.lapic.accept_interrupt(req.vector)) guest::kick(t);
                 break;
-            case vdev::IpiMode::nmi:
-                // Latched in the target's APIC; NMI injection into guests is not
-                // implemented yet (docs/guest-abi.md "Interrupts").
-                (void)t.lapic.accept_nmi();
-                break;
+            case vdev::IpiMode::nmi: (void)guest::send_nmi(t); break;
             case vdev::IpiMode::init: break;  // a waiting vCPU is already in its INIT state
             case vdev::IpiMode::startup: start_by_sipi(t, req.vector); break;
         }
@@ -187,8 +184,9 @@ class Exit {
     // blocking, which VM entry refuses (SDM Vol. 3C §27.3.1.5).
     void set_rip(uint64_t rip) {
         (void)vmwrite(VmcsFieldNatural::GUEST_RIP, rip);
+        const uint32_t shadows = kBlockingBySti | kBlockingByMovSs;
         uint32_t blocking = vmread(VmcsField32::GUEST_INTERRUPTIBILITY_INFO);
-        if (blocking & 3) (void)vmwrite(VmcsField32::GUEST_INTERRUPTIBILITY_INFO, blocking & ~3u);
+        if (blocking & shadows) (void)vmwrite(VmcsField32::GUEST_INTERRUPTIBILITY_INFO, blocking & ~shadows);
     }
     Action inject(uint8_t vector, bool error_code) {
         (void)vmwrite(VmcsField32::VM_ENTRY_INTR_INFO_FIELD,
@@ -238,12 +236,26 @@ Exit::Action Exit::handle() {
     if (reason_ < sizeof v_.counters.by_reason / sizeof v_.counters.by_reason[0]) ++v_.counters.by_reason[reason_];
     if (info.entry_failure) return stop("entry_failed", true, reason_);
     // An exit in the middle of delivering an event (SDM Vol. 3C §28.2.4): the
-    // event is delivered again on the next entry, as if nothing happened.
-    uint32_t vectoring = vmread(VmcsField32::IDT_VECTORING_INFO_FIELD);
-    if (vectoring & (1u << 31)) {
+    // event is delivered again on the next entry, as if nothing happened. An
+    // NMI cut off that way may have left virtual-NMI blocking set, which the
+    // re-injection must not carry.
+    const uint32_t vectoring = vmread(VmcsField32::IDT_VECTORING_INFO_FIELD);
+    if (vectoring & kInterruptionValid) {
         (void)vmwrite(VmcsField32::VM_ENTRY_INTR_INFO_FIELD, vectoring & ~(1u << 12));
         (void)vmwrite(VmcsField32::VM_ENTRY_EXCEPTION_ERROR_CODE, vmread(VmcsField32::IDT_VECTORING_ERROR_CODE));
         (void)vmwrite(VmcsField32::VM_ENTRY_INSTRUCTION_LEN, vmread(VmcsField32::VM_EXIT_INSTRUCTION_LEN));
+        const uint32_t blocking = vmread(VmcsField32::GUEST_INTERRUPTIBILITY_INFO);
+        const uint32_t resume_with = reinjection_interruptibility(vectoring, blocking);
+        if (resume_with != blocking) (void)vmwrite(VmcsField32::GUEST_INTERRUPTIBILITY_INFO, resume_with);
+    } else {
+        // A fault or EPT violation in an IRET that had just ended the guest's
+        // NMI handler: the IRET runs again, so the handler is still running.
+        const uint32_t exit_interruption =
+            reason_ == static_cast<uint16_t>(ExitReason::EXCEPTION_NMI) ? vmread(VmcsField32::VM_EXIT_INTR_INFO) : 0;
+        if (nmi_unblocked_by_iret(reason_, qualification_, exit_interruption, vectoring)) {
+            (void)vmwrite(VmcsField32::GUEST_INTERRUPTIBILITY_INFO,
+                          vmread(VmcsField32::GUEST_INTERRUPTIBILITY_INFO) | kBlockingByNmi);
+        }
     }
 
     switch (static_cast<ExitReason>(reason_)) {
@@ -261,8 +273,9 @@ Exit::Action Exit::handle() {
         case ExitReason::INIT_SIGNAL: return stop("init_signal", true);
         case ExitReason::EXTERNAL_INTERRUPT: return on_external_interrupt();
         case ExitReason::EXCEPTION_NMI: return on_exception_nmi();
-        // The guest can take interrupts again: the entry below delivers them.
-        case ExitReason::INTERRUPT_WINDOW: return Action::resume;
+        // The guest can take interrupts (or its NMI) again: the entry below delivers them.
+        case ExitReason::INTERRUPT_WINDOW:
+        case ExitReason::NMI_WINDOW: return Action::resume;
         case ExitReason::PREEMPTION_TIMER:
             ++v_.counters.timer_ticks;
             if (v_.yielding) {
@@ -752,8 +765,9 @@ Exit::Action Exit::on_external_interrupt() {
 Exit::Action Exit::on_exception_nmi() {
     Interruption i = decode_interruption(vmread(VmcsField32::VM_EXIT_INTR_INFO));
     if (i.type == InterruptionType::nmi) {
-        // NMIs belong to the hypervisor and are never given to a guest; none is
-        // used yet, so it is only counted.
+        // The CPU's NMIs belong to the hypervisor and are never given to a
+        // guest (a guest's own NMIs are virtual, injected by prepare_entry);
+        // none is used yet, so it is only counted.
         ++v_.counters.nmis;
         return Action::resume;
     }
@@ -933,11 +947,21 @@ Result<void> setup_vmcs(cpu::PerCpu& pc, Vcpu& v, const VmcsControls& ctl) {
     return {};
 }
 
-// Before each entry: bring the APIC timer up to date, inject the highest
-// deliverable interrupt if the guest can take it now (SDM Vol. 3C §27.6.2
-// "event injection"), else ask for an exit the moment it can (interrupt-window
-// exiting), and return the preemption-timer period up to the next APIC timer
-// expiry or the hypervisor's own tick, whichever is first.
+// An event delivered to a vCPU asleep in HLT (or in the yield hypercall) ends
+// the sleep, as on hardware: after the handler it runs on past the HLT.
+void wake_for_event(Vcpu& v) {
+    if (v.halted || v.yielding) {
+        v.halted = v.yielding = false;
+        (void)vmwrite(VmcsField32::GUEST_ACTIVITY_STATE, kActivityActive);
+    }
+}
+
+// Before each entry: bring the APIC timer up to date, inject a pending NMI or
+// else the highest deliverable interrupt if the guest can take it now (SDM
+// Vol. 3C §27.6 "event injection"; the rules are plan_events()'s), else ask
+// for an exit the moment it can (NMI-window or interrupt-window exiting), and
+// return the preemption-timer period up to the next APIC timer expiry or the
+// hypervisor's own tick, whichever is first.
 uint64_t prepare_entry(Vcpu& v, uint32_t& proc, uint64_t tick_tsc) {
     uint64_t now = x86::rdtsc();
     uint64_t deadline = v.lapic.next_deadline();
@@ -945,26 +969,39 @@ uint64_t prepare_entry(Vcpu& v, uint32_t& proc, uint64_t tick_tsc) {
         v.lapic.tick(now);
         deadline = v.lapic.next_deadline();
     }
-    bool want_window = false;
-    int vector = v.lapic.pending_vector();
-    if (vector >= 0) {
-        bool event_pending = vmread(VmcsField32::VM_ENTRY_INTR_INFO_FIELD) & (1u << 31);
-        bool can_take = (vmread(VmcsFieldNatural::GUEST_RFLAGS) & kRflagsIf) &&
-                        !(vmread(VmcsField32::GUEST_INTERRUPTIBILITY_INFO) & 3);  // STI / MOV SS shadow
-        if (!event_pending && can_take) {
+    uint32_t windows = 0;
+    int vector = -1;
+    bool nmi = false;
+    if (v.lapic.maybe_pending()) {
+        vector = v.lapic.pending_vector();
+        nmi = v.lapic.nmi_pending();
+    }
+    if (vector >= 0 || nmi) {
+        const EventState state{
+            .event_pending = (vmread(VmcsField32::VM_ENTRY_INTR_INFO_FIELD) & kInterruptionValid) != 0,
+            .interruptibility = vmread(VmcsField32::GUEST_INTERRUPTIBILITY_INFO),
+            .interrupts_enabled = (vmread(VmcsFieldNatural::GUEST_RFLAGS) & kRflagsIf) != 0,
+            .nmi_pending = nmi,
+            .interrupt_pending = vector >= 0,
+        };
+        const EventPlan plan = plan_events(state);
+        if (plan.inject == Inject::nmi && v.lapic.take_nmi()) {
+            // The CPU sets virtual-NMI blocking as it delivers it; the guest's IRET clears it.
+            (void)vmwrite(VmcsField32::VM_ENTRY_INTR_INFO_FIELD,
+                          encode_interruption(kVectorNmi, InterruptionType::nmi, false));
+            ++v.counters.nmis_injected;
+            wake_for_event(v);
+        } else if (plan.inject == Inject::interrupt) {
             (void)vmwrite(VmcsField32::VM_ENTRY_INTR_INFO_FIELD,
                           encode_interruption(static_cast<uint8_t>(vector), InterruptionType::external_interrupt, false));
             (void)v.lapic.ack(static_cast<uint8_t>(vector));
             ++v.counters.interrupts;
-            if (v.halted || v.yielding) {
-                v.halted = v.yielding = false;
-                (void)vmwrite(VmcsField32::GUEST_ACTIVITY_STATE, kActivityActive);
-            }
-        } else {
-            want_window = true;
+            wake_for_event(v);
         }
+        if (plan.nmi_window) windows |= proc::NMI_WINDOW_EXITING;
+        if (plan.interrupt_window) windows |= proc::INTERRUPT_WINDOW_EXITING;
     }
-    uint32_t wanted = want_window ? (proc | proc::INTERRUPT_WINDOW_EXITING) : (proc & ~proc::INTERRUPT_WINDOW_EXITING);
+    const uint32_t wanted = (proc & ~(proc::INTERRUPT_WINDOW_EXITING | proc::NMI_WINDOW_EXITING)) | windows;
     if (wanted != proc) {
         proc = wanted;
         (void)vmwrite(VmcsField32::CPU_BASED_VM_EXEC_CONTROL, proc);

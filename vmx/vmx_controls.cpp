@@ -51,8 +51,11 @@ Result<VmcsControls> compute_controls(const RawCaps& raw) {
     static constexpr Want kPin[] = {
         // Host interrupts (IPIs that stop or restart a guest) must reach the hypervisor.
         {pin::EXTERNAL_INTERRUPT_EXITING, true, "pin control 'external-interrupt exiting' unavailable"},
-        // NMIs belong to the hypervisor (watchdog, crash broadcast), never to a guest.
+        // The CPU's NMIs belong to the hypervisor (watchdog, crash broadcast), never to a guest.
         {pin::NMI_EXITING, true, "pin control 'NMI exiting' unavailable"},
+        // A guest's own NMIs (IPIs, MSIs) are injected, and the CPU tracks its NMI
+        // blocking up to its IRET; without it an NMI handler could be re-entered.
+        {pin::VIRTUAL_NMIS, true, "pin control 'virtual NMIs' unavailable"},
         // A periodic exit even from a guest spinning with interrupts off, so it can be stopped.
         {pin::ACTIVATE_PREEMPTION_TIMER, true, "pin control 'VMX-preemption timer' unavailable"},
     };
@@ -111,6 +114,11 @@ Result<VmcsControls> compute_controls(const RawCaps& raw) {
     if (!((proc_cap >> 32) & proc::INTERRUPT_WINDOW_EXITING))
         return make_error(Errc::unsupported, "processor control 'interrupt-window exiting' unavailable",
                           proc::INTERRUPT_WINDOW_EXITING);
+    // Toggled per entry the same way: a guest NMI held by the guest's own NMI
+    // blocking (its handler still running) or a MOV SS shadow.
+    if (!((proc_cap >> 32) & proc::NMI_WINDOW_EXITING))
+        return make_error(Errc::unsupported, "processor control 'NMI-window exiting' unavailable",
+                          proc::NMI_WINDOW_EXITING);
     // Without TRUE controls these may be stuck at 1; with them we clear what EPT makes pointless.
     c.proc &= ~(proc::CR3_LOAD_EXITING | proc::CR3_STORE_EXITING) | static_cast<uint32_t>(proc_cap);
     c.proc2 = TRY(compute(raw.procbased2, kProc2));

@@ -30,6 +30,7 @@ inline constexpr uint32_t CR3_LOAD_EXITING = 1u << 15;
 inline constexpr uint32_t CR3_STORE_EXITING = 1u << 16;
 inline constexpr uint32_t CR8_LOAD_EXITING = 1u << 19;
 inline constexpr uint32_t CR8_STORE_EXITING = 1u << 20;
+inline constexpr uint32_t NMI_WINDOW_EXITING = 1u << 22;
 inline constexpr uint32_t MOV_DR_EXITING = 1u << 23;
 inline constexpr uint32_t UNCONDITIONAL_IO_EXITING = 1u << 24;
 inline constexpr uint32_t USE_IO_BITMAPS = 1u << 25;

@@ -6,7 +6,8 @@
 ; little of that as possible: the runtime loads its own GDT, its own stack (in
 ; .bss) and a full 256-entry IDT before any C++ runs, so that any fault from
 ; then on is printed instead of becoming a triple fault. Vectors 0-31 are
-; exceptions (hvg_exception); 32-255 are external interrupts (hvg_interrupt,
+; exceptions (hvg_exception) except the NMI, vector 2, which has its own
+; handler (hvg_nmi); 32-255 are external interrupts (hvg_interrupt,
 ; guests/runtime/interrupt.hpp), delivered once a guest enables them.
 ; Then hvg_start(info, magic, entry_rsp) checks the BootInfo and calls
 ; guest_main; its return value is the exit code of the exit hypercall.
@@ -20,6 +21,7 @@ DATA_SEL        equ 0x10
 STACK_SIZE      equ 64 * 1024
 EXCEPTIONS      equ 32                ; vectors 0-31: exceptions (SDM Vol. 3A §6.3)
 VECTORS         equ 256               ; the whole IDT: 32-255 are interrupts
+NMI_VECTOR      equ 2
 
 ; Vectors whose exceptions push an error code (SDM Vol. 3A §6.15): #DF 8,
 ; #TS 10, #NP 11, #SS 12, #GP 13, #PF 14, #AC 17, #CP 21, #VC 29, #SX 30.
@@ -28,6 +30,7 @@ VECTORS         equ 256               ; the whole IDT: 32-255 are interrupts
 extern hvg_start
 extern hvg_exception
 extern hvg_interrupt
+extern hvg_nmi
 extern __bss_start
 extern __bss_end
 global _start
@@ -112,13 +115,17 @@ _start:
 %rep EXCEPTIONS
 align 16
 isr_stub_ %+ v:
-%if HAS_ERROR(v)
-    push qword v
-%else
+%if v == NMI_VECTOR
     push qword 0
     push qword v
+    jmp nmi_common
+%else
+%if !HAS_ERROR(v)
+    push qword 0
 %endif
+    push qword v
     jmp isr_common
+%endif
 %assign v v + 1
 %endrep
 
@@ -173,6 +180,19 @@ irq_common:
     mov rdi, rsp
     cld
     call hvg_interrupt
+    RESTORE_GPRS
+    add rsp, 16                       ; vector and error code
+    iretq
+
+; NMIs: same frame, hvg_nmi runs the guest's handler. They are kept apart
+; from the exception path, which treats a second entry as a fault inside a
+; fault handler: an NMI may arrive on any vCPU in the middle of anything. No
+; nesting: the CPU blocks further NMIs until the IRETQ below.
+nmi_common:
+    SAVE_GPRS
+    mov rdi, rsp
+    cld
+    call hvg_nmi
     RESTORE_GPRS
     add rsp, 16                       ; vector and error code
     iretq

@@ -19,6 +19,12 @@ constinit Slot g_slots[kVectors] = {};
 constinit uint64_t g_total = 0;
 constinit uint64_t g_unhandled = 0;
 
+// Read by any vCPU's NMI at any moment: the context is published before the
+// function that uses it.
+constinit void* g_nmi_ctx = nullptr;
+constinit NmiHandler g_nmi_fn = nullptr;
+constinit uint64_t g_nmis = 0;
+
 }  // namespace
 
 bool set_irq_handler(uint8_t vector, IrqHandler fn, void* ctx) {
@@ -53,7 +59,31 @@ uint64_t irq_unhandled() {
     return g_unhandled;
 }
 
+void set_nmi_handler(NmiHandler fn, void* ctx) {
+    __atomic_store_n(&g_nmi_fn, nullptr, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g_nmi_ctx, ctx, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g_nmi_fn, fn, __ATOMIC_SEQ_CST);
+}
+
+uint64_t nmi_count() {
+    return __atomic_load_n(&g_nmis, __ATOMIC_SEQ_CST);
+}
+
 }  // namespace hvg
+
+extern "C" void hvg_exception(hvg::ExceptionFrame* frame);
+
+// Called by nmi_common (entry.asm), with further NMIs blocked until it returns.
+extern "C" void hvg_nmi(hvg::ExceptionFrame* frame) {
+    using namespace hvg;
+    NmiHandler fn = __atomic_load_n(&g_nmi_fn, __ATOMIC_SEQ_CST);
+    if (!fn) {
+        hvg_exception(frame);  // no handler: an exception hook, or the report and exit 102
+        return;
+    }
+    __atomic_add_fetch(&g_nmis, 1, __ATOMIC_SEQ_CST);
+    fn(__atomic_load_n(&g_nmi_ctx, __ATOMIC_SEQ_CST));
+}
 
 // Called by irq_common (entry.asm) with interrupts off, vector >= 32.
 extern "C" void hvg_interrupt(hvg::ExceptionFrame* frame) {

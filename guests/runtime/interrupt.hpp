@@ -29,6 +29,16 @@ uint64_t irq_count(uint8_t vector);
 uint64_t irq_total();
 uint64_t irq_unhandled();  // arrived on a vector without a handler (EOI sent)
 
+// NMIs (vector 2) have their own entry (entry.asm -> hvg_nmi): the handler
+// installed here runs for each one, on whichever vCPU took it. With none, an
+// NMI is reported like any unexpected exception (exit code 102). The CPU
+// holds further NMIs until the handler has returned (IRET), so it never
+// nests with itself; but it may interrupt anything else, interrupts off or
+// not, so it should only touch atomics and data of its own.
+using NmiHandler = void (*)(void* ctx);
+void set_nmi_handler(NmiHandler fn, void* ctx);
+uint64_t nmi_count();  // NMIs taken with a handler installed, on every vCPU
+
 HVG_ALWAYS_INLINE void irq_enable() {
     asm volatile("sti" ::: "memory");
 }

@@ -15,6 +15,11 @@ constexpr uint64_t kLvtModeOneShot = 0u << 17;
 constexpr uint64_t kLvtModeTscDeadline = 2u << 17;
 constexpr uint64_t kDivideBy1 = 0xB;  // divide configuration 1011b (SDM Figure 10-10)
 constexpr uint32_t kCpuid1EcxTscDeadline = 1u << 24;
+// ICR (SDM Vol. 3A Figure 10-28): delivery mode 10:8 (100b = NMI; the vector
+// is ignored), destination mode 11, destination shorthand 19:18.
+constexpr uint64_t kIcrDeliveryNmi = 4u << 8;
+constexpr uint64_t kIcrLogical = 1u << 11;
+constexpr uint64_t kIcrAllExcludingSelf = 3u << 18;
 // Longest single arming; later deadlines are reached by re-arming on wake-up.
 constexpr uint64_t kMaxArmMs = 1000;
 
@@ -91,6 +96,18 @@ uint32_t id() {
 
 void eoi() {
     if (g_present) wrmsr(kMsrEoi, 0);
+}
+
+bool send_nmi(uint32_t x2apic_id) {
+    return wrmsr_safe(kMsrIcr, (static_cast<uint64_t>(x2apic_id) << 32) | kIcrDeliveryNmi);
+}
+
+bool send_nmi_logical(uint32_t logical_destination) {
+    return wrmsr_safe(kMsrIcr, (static_cast<uint64_t>(logical_destination) << 32) | kIcrLogical | kIcrDeliveryNmi);
+}
+
+bool send_nmi_all_excluding_self() {
+    return wrmsr_safe(kMsrIcr, kIcrAllExcludingSelf | kIcrDeliveryNmi);
 }
 
 TimerMode timer_init(uint64_t tsc_hz) {

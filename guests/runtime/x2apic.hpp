@@ -14,6 +14,7 @@ namespace hvg::x2apic {
 inline constexpr uint32_t kMsrApicId = 0x802;
 inline constexpr uint32_t kMsrEoi = 0x80B;
 inline constexpr uint32_t kMsrSvr = 0x80F;
+inline constexpr uint32_t kMsrIcr = 0x830;
 inline constexpr uint32_t kMsrLvtTimer = 0x832;
 inline constexpr uint32_t kMsrTimerInitialCount = 0x838;
 inline constexpr uint32_t kMsrTimerCurrentCount = 0x839;
@@ -36,6 +37,16 @@ inline uint64_t msi_address(uint32_t dest) {
 inline uint32_t msi_data(uint8_t vector) {
     return vector;
 }
+
+// NMI IPIs through the ICR (SDM Vol. 3A §10.6.1, §10.12.9: one 64-bit
+// WRMSR; destination in bits 63:32). False when the APIC refused the write
+// (#GP). The self shorthand is not valid with NMI delivery (Table 10-3): aim
+// at this vCPU's own ID instead.
+inline constexpr uint32_t kBroadcastId = 0xFFFFFFFF;  // physical: every vCPU, this one included
+bool send_nmi(uint32_t x2apic_id);
+// Logical destination (§10.12.10.2): cluster in bits 31:16, member bitmap in 15:0.
+bool send_nmi_logical(uint32_t logical_destination);
+bool send_nmi_all_excluding_self();
 
 enum class InitError : uint8_t {
     ok,

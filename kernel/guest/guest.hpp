@@ -52,6 +52,7 @@ struct Counters {
     uint64_t injected;        // exceptions injected into the guest
     uint64_t timer_ticks;     // VMX-preemption timer exits
     uint64_t nmis;            // NMIs that arrived while the guest ran (the hypervisor's)
+    uint64_t nmis_injected;   // the guest's own NMIs (IPIs, MSIs) delivered to it
     uint64_t interrupts;      // interrupts injected from the virtual APIC
     uint64_t ipis;            // IPIs this vCPU sent through its ICR
     uint64_t apic_errors;     // x2APIC MSR accesses refused with #GP
@@ -154,6 +155,7 @@ struct Guest {
     bool running_reported = false;
 
     GuestDevices* devices = nullptr;   // PCI bus and network ports (guest_devices.cpp)
+    uint64_t nmis_dropped = 0;         // atomic: NMIs sent to vCPUs not started yet (send_nmi)
 
     ConsoleRing console;
     Spinlock uart_lock;                // the UART is one device shared by the guest's vCPUs
@@ -172,5 +174,12 @@ void wake_cpu(const Vcpu& v);
 // News for v (an interrupt, a stop request): only a vCPU inside the guest on
 // another CPU needs the IPI to exit; any other sees it at its next entry.
 void kick(const Vcpu& v);
+// An NMI for v from the guest itself (an NMI IPI, an MSI with NMI delivery):
+// latched in v's APIC and v kicked, so the NMI reaches it even in HLT. A vCPU
+// that has not been started yet is in wait-for-SIPI, which blocks NMIs (SDM
+// Vol. 3C, VM entry's event-blocking rules); its start begins from a fresh
+// state without an IDT, so the NMI is dropped and counted
+// (Guest::nmis_dropped) instead of held. False when dropped.
+bool send_nmi(Vcpu& v);
 
 }  // namespace hv::guest

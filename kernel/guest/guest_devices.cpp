@@ -52,9 +52,10 @@ class MsiRouter final : public vdev::MsiSink {
         for (uint32_t i = 0; i < g_.vcpu_count; ++i) {
             Vcpu& v = g_.vcpus[i];
             if (!vdev::msi_targets(*m, v.index)) continue;
-            bool fresh = m->delivery == vdev::MsiDelivery::nmi ? v.lapic.accept_nmi()
-                                                               : v.lapic.accept_interrupt(m->vector, m->level_triggered);
-            if (fresh) kick(v);  // the next entry delivers it
+            if (m->delivery == vdev::MsiDelivery::nmi)
+                (void)send_nmi(v);
+            else if (v.lapic.accept_interrupt(m->vector, m->level_triggered))
+                kick(v);  // the next entry delivers it
         }
     }
     uint64_t bad() const { return __atomic_load_n(&bad_, __ATOMIC_RELAXED); }

@@ -274,14 +274,27 @@ void on_stopped(Guest& g, uint64_t now) {
 void report_stats(const Guest& g) {
     const Counters c = g.total_counters();
     Line l("guest.stats");
-    l.s("guest", g.cfg.name).s("state", state_name(g.state)).u("restarts", g.restart_count)
-        .u("exits", c.exits).u("cpuid", c.by_reason[static_cast<int>(vmx::ExitReason::CPUID)])
+    l.s("guest", g.cfg.name)
+        .s("state", state_name(g.state))
+        .u("restarts", g.restart_count)
+        .u("exits", c.exits)
+        .u("cpuid", c.by_reason[static_cast<int>(vmx::ExitReason::CPUID)])
         .u("io", c.by_reason[static_cast<int>(vmx::ExitReason::IO_INSTRUCTION)])
-        .u("hypercalls", c.hypercalls).u("hypercall_errors", c.hypercall_errors)
-        .u("msr_denied", c.msr_denied).u("io_unknown_in", c.io_unknown_in)
-        .u("io_dropped_out", c.io_dropped_out).u("injected", c.injected)
-        .u("timer_ticks", c.timer_ticks).u("nmis", c.nmis).u("interrupts", c.interrupts).u("ipis", c.ipis)
-        .u("apic_errors", c.apic_errors).u("mmio", c.mmio).u("host_ticks", c.host_ticks)
+        .u("hypercalls", c.hypercalls)
+        .u("hypercall_errors", c.hypercall_errors)
+        .u("msr_denied", c.msr_denied)
+        .u("io_unknown_in", c.io_unknown_in)
+        .u("io_dropped_out", c.io_dropped_out)
+        .u("injected", c.injected)
+        .u("timer_ticks", c.timer_ticks)
+        .u("nmis", c.nmis)
+        .u("nmis_injected", c.nmis_injected)
+        .u("nmis_dropped", __atomic_load_n(&g.nmis_dropped, __ATOMIC_RELAXED))
+        .u("interrupts", c.interrupts)
+        .u("ipis", c.ipis)
+        .u("apic_errors", c.apic_errors)
+        .u("mmio", c.mmio)
+        .u("host_ticks", c.host_ticks)
         .u("console_dropped", g.console.dropped_lines());
     log::emit(l);
     // Where the hypervisor's time went: per exit reason, "count:ticks".
@@ -452,6 +465,18 @@ void kick(const Vcpu& v) {
     wake_cpu(v);
 }
 
+bool send_nmi(Vcpu& v) {
+    const VcpuRun run = __atomic_load_n(&v.run, __ATOMIC_ACQUIRE);
+    if (run == VcpuRun::waiting_start || run == VcpuRun::offline) {
+        __atomic_fetch_add(&v.guest->nmis_dropped, 1, __ATOMIC_RELAXED);
+        return false;
+    }
+    // Already pending: NMIs do not queue (one latch, SDM Vol. 3A §6.7.1); the
+    // kick that latched it is on its way.
+    if (v.lapic.accept_nmi()) kick(v);
+    return true;
+}
+
 Counters Guest::total_counters() const {
     Counters t{};
     for (uint32_t i = 0; i < vcpu_count; ++i) {
@@ -469,6 +494,7 @@ Counters Guest::total_counters() const {
         t.injected += c.injected;
         t.timer_ticks += c.timer_ticks;
         t.nmis += c.nmis;
+        t.nmis_injected += c.nmis_injected;
         t.interrupts += c.interrupts;
         t.ipis += c.ipis;
         t.apic_errors += c.apic_errors;

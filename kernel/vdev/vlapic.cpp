@@ -500,10 +500,6 @@ bool VirtualLapic::accept_nmi() {
     return __atomic_exchange_n(&nmi_pending_, 1u, __ATOMIC_SEQ_CST) == 0;
 }
 
-bool VirtualLapic::nmi_pending() const {
-    return __atomic_load_n(&nmi_pending_, __ATOMIC_SEQ_CST) != 0;
-}
-
 bool VirtualLapic::take_nmi() {
     return __atomic_exchange_n(&nmi_pending_, 0u, __ATOMIC_SEQ_CST) != 0;
 }

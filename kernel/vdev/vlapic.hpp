@@ -159,7 +159,13 @@ class VirtualLapic {
     // EOI (§11.8.5): clears the highest ISR bit. Returns that vector or -1.
     // (A TMR-set vector is where a future virtual I/O APIC gets its EOI.)
     int eoi();
-    bool nmi_pending() const;
+    bool nmi_pending() const { return __atomic_load_n(&nmi_pending_, __ATOMIC_SEQ_CST) != 0; }
+    // Is anything at all waiting (an NMI, an IRR bit, deliverable or not)?
+    // Inline, two loads: every VM entry asks, and nearly always nothing is.
+    bool maybe_pending() const {
+        return (__atomic_load_n(&irr_summary_, __ATOMIC_SEQ_CST) | __atomic_load_n(&nmi_pending_, __ATOMIC_SEQ_CST)) !=
+               0;
+    }
     // Takes the pending NMI, if any, for injection.
     bool take_nmi();
 

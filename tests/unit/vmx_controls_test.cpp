@@ -75,8 +75,11 @@ TEST(VmxControls, BochsSkylakeGetsEveryControlWeAskFor) {
     RawCaps raw = raw_from("bochs-mb2.dump");
     auto c = compute_controls(raw);
     ASSERT_TRUE(c.ok()) << c.error().detail;
-    EXPECT_EQ(c->pin & (pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING | pin::ACTIVATE_PREEMPTION_TIMER),
-              pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING | pin::ACTIVATE_PREEMPTION_TIMER);
+    const uint32_t pin_want =
+        pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING | pin::VIRTUAL_NMIS | pin::ACTIVATE_PREEMPTION_TIMER;
+    EXPECT_EQ(c->pin & pin_want, pin_want);
+    // The window exits are toggled per entry, never on by default.
+    EXPECT_EQ(c->proc & (proc::INTERRUPT_WINDOW_EXITING | proc::NMI_WINDOW_EXITING), 0u);
     uint32_t proc_want = proc::HLT_EXITING | proc::USE_IO_BITMAPS | proc::USE_MSR_BITMAPS |
                          proc::ACTIVATE_SECONDARY_CONTROLS | proc::CR8_LOAD_EXITING | proc::CR8_STORE_EXITING |
                          proc::MWAIT_EXITING | proc::MONITOR_EXITING | proc::RDPMC_EXITING;
@@ -142,4 +145,26 @@ TEST(VmxControls, NoVmxAtAll) {
     auto c = compute_controls(raw);
     ASSERT_FALSE(c.ok());
     EXPECT_STREQ(c.error().detail, "CPU has no VMX");
+}
+
+namespace {
+
+// Without this control the CPU is refused, with the control named.
+void expect_refused_without(uint64_t RawCaps::*cap, uint32_t control, const char* detail) {
+    RawCaps raw = raw_from("bochs-mb2.dump");
+    raw.*cap &= ~(static_cast<uint64_t>(control) << 32);
+    auto c = compute_controls(raw);
+    ASSERT_FALSE(c.ok()) << detail;
+    EXPECT_STREQ(c.error().detail, detail);
+    EXPECT_EQ(c.error().value, control);
+}
+
+}  // namespace
+
+TEST(VmxControls, WithoutVirtualNmisOrTheNmiWindowTheCpuIsRefused) {
+    // Guest NMIs need the CPU to track the guest's NMI blocking up to its IRET,
+    // and an exit when it ends.
+    expect_refused_without(&RawCaps::true_pinbased, pin::VIRTUAL_NMIS, "pin control 'virtual NMIs' unavailable");
+    expect_refused_without(&RawCaps::true_procbased, proc::NMI_WINDOW_EXITING,
+                           "processor control 'NMI-window exiting' unavailable");
 }
