@@ -9,6 +9,7 @@ const char* learn_result_name(LearnResult r) {
         case LearnResult::moved: return "moved";
         case LearnResult::static_conflict: return "static_conflict";
         case LearnResult::full: return "full";
+        case LearnResult::limit: return "limit";
     }
     return "unknown";
 }
@@ -23,6 +24,37 @@ const char* source_state_name(SourceState s) {
     return "invalid";
 }
 
+Result<void> Fdb::set_storage(void* mem, size_t bytes, size_t entries) {
+    if (!valid_capacity(entries))
+        return make_error(Errc::invalid_argument, "MAC table size is not a power of two from 256 to 65536", entries);
+    if (mem == nullptr || reinterpret_cast<uintptr_t>(mem) % kStorageAlign != 0)
+        return make_error(Errc::invalid_argument, "MAC table storage is not 64-byte aligned",
+                          reinterpret_cast<uintptr_t>(mem));
+    if (bytes < storage_bytes(entries)) return make_error(Errc::invalid_argument, "MAC table storage too small", bytes);
+    LockGuard g(lock_);
+    if (learned_total() != 0) return make_error(Errc::invalid_argument, "MAC table storage changed after learning");
+    size_t n = entries / kWays;
+    Bucket* b = static_cast<Bucket*>(mem);
+    for (size_t i = 0; i < n; ++i) new (&b[i]) Bucket{};
+    buckets_ = b;
+    bucket_count_ = n;
+    bucket_shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(n));
+    return ok_result();
+}
+
+void Fdb::set_port_limit(PortId port, uint32_t max) {
+    if (port >= kMaxPorts) return;
+    LockGuard g(lock_);
+    __atomic_store_n(&limit_[port], max, __ATOMIC_RELAXED);
+    __atomic_store_n(&reclaim_at_u_[port], 0, __ATOMIC_RELAXED);
+}
+
+size_t Fdb::port_count(PortId port, uint64_t now_ns) const {
+    size_t n = 0;
+    for_each(now_ns, [&](const FdbEntry& e) { n += e.port == port && !e.is_static; });
+    return n;
+}
+
 void Fdb::set_ageing_ns(uint64_t ns) {
     if (ns < kMinAgeingNs) ns = kMinAgeingNs;
     uint64_t u = units(ns);
@@ -34,6 +66,9 @@ void Fdb::set_ageing_ns(uint64_t ns) {
     // A writer for generation(): answers reused under the old time are dropped.
     write_begin();
     __atomic_store_n(&refresh_u_, u / 64, __ATOMIC_RELAXED);
+    // reclaim()'s notes of when entries expire assumed the old ageing time
+    // (under the lock, as reclaim() writes them: see there).
+    for (uint64_t& at : reclaim_at_u_) __atomic_store_n(&at, 0, __ATOMIC_RELAXED);
     write_end();
 }
 
@@ -133,10 +168,18 @@ PortId Fdb::forward_lookup(uint16_t vlan, uint64_t src, uint64_t dst, bool want_
     return s.dport;
 }
 
-LearnResult Fdb::learn(uint16_t vlan, uint64_t mac, PortId port, uint64_t now_ns, bool make_static) {
-    uint64_t key = make_key(vlan, mac);
+bool Fdb::at_limit(PortId port, uint64_t now_u, bool* sweep_due) const {
+    if (port >= kMaxPorts) return false;
+    uint32_t max = __atomic_load_n(&limit_[port], __ATOMIC_RELAXED);
+    if (max == 0 || used_[port] < max) return false;
+    // used_ counts expired entries that are still in the table too; before
+    // reclaim_at_u_ none of the port's entries can have expired.
+    if (sweep_due && now_u >= __atomic_load_n(&reclaim_at_u_[port], __ATOMIC_RELAXED)) *sweep_due = true;
+    return true;
+}
+
+LearnResult Fdb::try_learn(uint64_t key, PortId port, uint64_t now_u, bool make_static, bool* sweep_due) {
     size_t b = bucket_of(key);
-    uint64_t now_u = units(now_ns);
     Bucket& bk = buckets_[b];
     LearnResult result;
     write_begin();
@@ -144,14 +187,27 @@ LearnResult Fdb::learn(uint16_t vlan, uint64_t mac, PortId port, uint64_t now_ns
     if (w >= 0) {
         uint64_t v = __atomic_load_n(&bk.values[w], __ATOMIC_RELAXED);  // readers CAS it
         bool live = !expired(v, now_u);
-        if (value_static(v) && value_port(v) != port) {
+        PortId old = value_port(v);
+        if (value_static(v) && old != port) {
             result = LearnResult::static_conflict;
         } else {
-            result = (live && value_port(v) == port) ? LearnResult::refreshed
-                     : live                          ? LearnResult::moved
-                                                     : LearnResult::learned;
-            __atomic_store_n(&bk.values[w], make_value(port, make_static || value_static(v), now_u), __ATOMIC_RELAXED);
+            // The entry's place in the limits: it leaves its old port's count
+            // (if dynamic) and joins the new port's (if still dynamic).
+            bool was_dynamic = !value_static(v);
+            bool stays_dynamic = was_dynamic && !make_static;
+            if (stays_dynamic && old != port && at_limit(port, now_u, sweep_due)) {
+                result = LearnResult::limit;
+            } else {
+                result = (live && old == port) ? LearnResult::refreshed
+                         : live                ? LearnResult::moved
+                                               : LearnResult::learned;
+                __atomic_store_n(&bk.values[w], make_value(port, !stays_dynamic, now_u), __ATOMIC_RELAXED);
+                if (was_dynamic) release(old);
+                if (stays_dynamic) charge(port);
+            }
         }
+    } else if (!make_static && at_limit(port, now_u, sweep_due)) {
+        result = LearnResult::limit;
     } else {
         int free_way = -1;
         for (size_t i = 0; i < kWays && free_way < 0; ++i)
@@ -160,8 +216,11 @@ LearnResult Fdb::learn(uint16_t vlan, uint64_t mac, PortId port, uint64_t now_ns
         if (free_way < 0) {
             result = LearnResult::full;
         } else {
+            // An expired way is dynamic (static entries never expire): its port gets the place back.
+            if (bk.keys[free_way] != 0) release(value_port(__atomic_load_n(&bk.values[free_way], __ATOMIC_RELAXED)));
             __atomic_store_n(&bk.values[free_way], make_value(port, make_static, now_u), __ATOMIC_RELAXED);
             __atomic_store_n(&bk.keys[free_way], key, __ATOMIC_RELAXED);
+            if (!make_static) charge(port);
             result = LearnResult::learned;
         }
     }
@@ -169,6 +228,7 @@ LearnResult Fdb::learn(uint16_t vlan, uint64_t mac, PortId port, uint64_t now_ns
         case LearnResult::learned: learned_++; break;
         case LearnResult::moved: moved_++; break;
         case LearnResult::full: full_++; break;
+        case LearnResult::limit:  // counted by learn(), once per call
         case LearnResult::refreshed:
         case LearnResult::static_conflict: break;
     }
@@ -176,10 +236,47 @@ LearnResult Fdb::learn(uint16_t vlan, uint64_t mac, PortId port, uint64_t now_ns
     return result;
 }
 
+LearnResult Fdb::learn(uint16_t vlan, uint64_t mac, PortId port, uint64_t now_ns, bool make_static) {
+    uint64_t key = make_key(vlan, mac);
+    uint64_t now_u = units(now_ns);
+    bool sweep_due = false;
+    LearnResult r = try_learn(key, port, now_u, make_static, &sweep_due);
+    if (r == LearnResult::limit && sweep_due) {
+        // Some of the port's entries may have aged out: remove them (outside
+        // the lock, bucket by bucket) and try once more.
+        reclaim(port, now_u);
+        r = try_learn(key, port, now_u, make_static, nullptr);
+    }
+    if (r == LearnResult::limit) __atomic_fetch_add(&limited_, 1, __ATOMIC_RELAXED);
+    return r;
+}
+
+void Fdb::reclaim(PortId port, uint64_t now_u) {
+    uint64_t ageing_u = __atomic_load_n(&ageing_u_, __ATOMIC_RELAXED);
+    // The first time unit at which a remaining entry of the port is expired
+    // (age > ageing_u). Timestamps only move forward, and entries learned
+    // meanwhile are younger, so nothing of the port expires before it.
+    uint64_t next = ~0ull;
+    remove_if([&](uint64_t, uint64_t v) {
+        if (value_port(v) != port || value_static(v)) return false;
+        if (age_units(v, now_u) > ageing_u) return true;
+        uint64_t at = value_time(v) + ageing_u + 1;
+        if (at < next) next = at;
+        return false;
+    });
+    LockGuard g(lock_);
+    // None seen (all learned while we looked): look again from the next unit.
+    if (next == ~0ull) next = now_u + 1;
+    // A new ageing time meanwhile invalidates what was computed with the old one.
+    if (__atomic_load_n(&ageing_u_, __ATOMIC_RELAXED) != ageing_u) next = 0;
+    __atomic_store_n(&reclaim_at_u_[port], next, __ATOMIC_RELAXED);
+}
+
 template <typename Dead>
 size_t Fdb::remove_if(Dead&& dead) {
     size_t removed = 0;
-    for (Bucket& bk : buckets_) {
+    for (size_t b = 0; b < bucket_count_; ++b) {
+        Bucket& bk = buckets_[b];
         // Look first without the lock, so that a sweep locks (and makes
         // readers retry) only for the buckets it changes, one at a time.
         bool any = false;
@@ -190,7 +287,8 @@ size_t Fdb::remove_if(Dead&& dead) {
         if (!any) continue;
         write_begin();
         for (size_t w = 0; w < kWays; ++w)
-            if (bk.keys[w] != 0 && dead(bk.keys[w], __atomic_load_n(&bk.values[w], __ATOMIC_RELAXED))) {
+            if (uint64_t v = __atomic_load_n(&bk.values[w], __ATOMIC_RELAXED); bk.keys[w] != 0 && dead(bk.keys[w], v)) {
+                if (!value_static(v)) release(value_port(v));
                 __atomic_store_n(&bk.keys[w], 0, __ATOMIC_RELAXED);
                 __atomic_store_n(&bk.values[w], 0, __ATOMIC_RELAXED);
                 ++removed;

@@ -1,8 +1,18 @@
 #pragma once
 // The switch's MAC table (filtering database, IEEE 802.1Q-2018 §8.8): which
-// port a (VLAN, MAC) was last seen on. Fixed size, no heap: 512 buckets of 8
-// ways, chosen by a multiplicative hash of the key; a full bucket refuses to
-// learn (the frame floods, as for any unknown destination) and is counted.
+// port a (VLAN, MAC) was last seen on. No heap: buckets of 8 ways, chosen by
+// a multiplicative hash of the key; a full bucket refuses to learn (the frame
+// floods, as for any unknown destination) and is counted. The table has 4096
+// entries in the object itself, or any power of two from 256 to 65536 in
+// storage given once at boot (set_storage(), [switch] fdb_size).
+//
+// Per-port limit: a port may hold at most its limit of learned entries (one
+// per VLAN and MAC); beyond it, learn() refuses (LearnResult::limit), so one
+// guest inventing source MACs cannot fill the table for everyone. Static
+// entries do not count. An entry that ages out, is flushed or moves away gives
+// its place back to its port. Because ageing is lazy, a port at its limit
+// sweeps out its own expired entries before it is refused, at most once per
+// expiry: it knows when its oldest entry can expire next.
 //
 // Concurrency: lookups run on every forwarding CPU at once and take no lock:
 // a sequence counter (seqlock) tells them when a writer changed the table
@@ -19,9 +29,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernel/lib/result.hpp"
 #include "kernel/lib/spinlock.hpp"
 #include "kernel/net/frame.hpp"
 #include "kernel/net/mac_addr.hpp"
+#include "kernel/net/port_config.hpp"
 
 namespace hv::net {
 
@@ -31,6 +43,7 @@ enum class LearnResult : uint8_t {
     moved,            // was on another port (a station moved)
     static_conflict,  // a static entry of another port: not moved
     full,             // no free or expired way in its bucket: not learned
+    limit,            // the port already holds its limit of learned entries: not learned
 };
 const char* learn_result_name(LearnResult r);
 
@@ -53,10 +66,19 @@ struct FdbEntry {
 };
 
 class Fdb {
+    struct Bucket;
+
   public:
     static constexpr size_t kWays = 8;
-    static constexpr size_t kBuckets = 512;
-    static constexpr size_t kCapacity = kWays * kBuckets;
+    static constexpr size_t kDefaultCapacity = 4096;  // entries in the object itself
+    static constexpr size_t kMinCapacity = 256;
+    static constexpr size_t kMaxCapacity = 65536;  // 1 MiB of buckets
+    static constexpr size_t kStorageAlign = 64;
+
+    constexpr Fdb() = default;
+    // buckets_ may point into the object itself.
+    Fdb(const Fdb&) = delete;
+    Fdb& operator=(const Fdb&) = delete;
     static constexpr uint64_t kDefaultAgeingNs = 300ull * 1'000'000'000;  // 802.1Q-2018 §8.8.3 default
     // Timestamps are kept in units of 2^16 ns (65.5 us): 48 bits of them last 584 years.
     static constexpr unsigned kTimeShift = 16;
@@ -68,6 +90,29 @@ class Fdb {
     // Mixes a secret into the hash so that a guest cannot aim its MACs at one
     // bucket. Only while the table is empty (at boot).
     void set_hash_seed(uint64_t seed) { seed_ = seed; }
+
+    // A capacity set_storage() accepts: a power of two from kMinCapacity to
+    // kMaxCapacity (the bucket is picked by the hash's top bits).
+    static constexpr bool valid_capacity(size_t entries) {
+        return entries >= kMinCapacity && entries <= kMaxCapacity && (entries & (entries - 1)) == 0;
+    }
+    // Bytes of storage a table of `entries` needs.
+    static constexpr size_t storage_bytes(size_t entries) { return entries / kWays * sizeof(Bucket); }
+    // Moves the table to mem (at least storage_bytes(entries) bytes, aligned
+    // to kStorageAlign), which it clears and uses from now on. Only at boot,
+    // before anything was learned and with no reader running; mem must stay
+    // valid as long as the table is used.
+    Result<void> set_storage(void* mem, size_t bytes, size_t entries);
+    size_t capacity() const { return bucket_count_ * kWays; }
+
+    // The most learned (dynamic) entries port may hold; 0 = no limit (the
+    // default). Ports from kMaxPorts up are never limited.
+    void set_port_limit(PortId port, uint32_t max);
+    uint32_t port_limit(PortId port) const {
+        return port < kMaxPorts ? __atomic_load_n(&limit_[port], __ATOMIC_RELAXED) : 0;
+    }
+    // The port's live learned entries (static ones not counted); walks the table.
+    size_t port_count(PortId port, uint64_t now_ns) const;
 
     // The port for (vlan, mac), or kNoPort when absent or aged out.
     PortId lookup(uint16_t vlan, uint64_t mac, uint64_t now_ns) const;
@@ -89,7 +134,8 @@ class Fdb {
     // reused at most 1/64 of the ageing time, far too short for it to wrap.
     uint32_t generation() const { return __atomic_load_n(&seq_, __ATOMIC_ACQUIRE); }
 
-    // Takes the lock. make_static: a permanent entry (the port's static MAC).
+    // Takes the lock. make_static: a permanent entry (the port's static MAC),
+    // which the port's limit does not apply to.
     LearnResult learn(uint16_t vlan, uint64_t mac, PortId port, uint64_t now_ns, bool make_static = false);
 
     // Removes the port's dynamic entries (its guest stopped or moved away);
@@ -105,7 +151,7 @@ class Fdb {
     // bucket is copied consistently and fn runs outside the lock.
     template <typename Fn>
     void for_each(uint64_t now_ns, Fn&& fn) const {
-        for (size_t b = 0; b < kBuckets; ++b) {
+        for (size_t b = 0; b < bucket_count_; ++b) {
             Bucket copy;
             read_consistent([&] {
                 for (size_t w = 0; w < kWays; ++w) {
@@ -126,6 +172,7 @@ class Fdb {
     uint64_t learned_total() const { return __atomic_load_n(&learned_, __ATOMIC_RELAXED); }
     uint64_t moved_total() const { return __atomic_load_n(&moved_, __ATOMIC_RELAXED); }
     uint64_t full_total() const { return __atomic_load_n(&full_, __ATOMIC_RELAXED); }
+    uint64_t limited_total() const { return __atomic_load_n(&limited_, __ATOMIC_RELAXED); }
 
   private:
     // keys: vlan << 48 | mac (never 0, since a valid VLAN is never 0); 0 = empty.
@@ -134,7 +181,7 @@ class Fdb {
         uint64_t keys[kWays];
         uint64_t values[kWays];
     };
-    static_assert(sizeof(Bucket) == 128);
+    static_assert(sizeof(Bucket) == 128 && alignof(Bucket) == kStorageAlign);
     static constexpr uint64_t kMacMask = 0xFFFF'FFFF'FFFFull;
     static constexpr uint64_t kPortMask = 0xFFF;
     static constexpr uint64_t kStaticBit = 1ull << 12;
@@ -149,10 +196,10 @@ class Fdb {
     static bool value_static(uint64_t v) { return (v & kStaticBit) != 0; }
     static uint64_t units(uint64_t ns) { return ns >> kTimeShift; }
 
+    // The top bits of the product pick the bucket (bucket_count_ is a power of two).
     size_t bucket_of(uint64_t key) const {
-        return static_cast<size_t>(((key ^ seed_) * 0x9E3779B97F4A7C15ull) >> (64 - 9));
+        return static_cast<size_t>(((key ^ seed_) * 0x9E3779B97F4A7C15ull) >> bucket_shift_);
     }
-    static_assert(kBuckets == 1u << 9);
     // Age of a value in time units (0 if the clock of this CPU is behind).
     static uint64_t age_units(uint64_t v, uint64_t now_u) {
         uint64_t seen = value_time(v);
@@ -186,10 +233,28 @@ class Fdb {
     size_t remove_if(Dead&& dead);
     // Way of key in bucket b, or -1. Relaxed loads: inside read_consistent or under the lock.
     int find(size_t b, uint64_t key) const;
+    // One attempt of learn(). When the port is at its limit and one of its
+    // entries may have expired since its last sweep, sets *sweep_due (if given).
+    LearnResult try_learn(uint64_t key, PortId port, uint64_t now_u, bool make_static, bool* sweep_due);
+    // Under the lock: does a new learned entry of port exceed its limit?
+    bool at_limit(PortId port, uint64_t now_u, bool* sweep_due) const;
+    // Under the lock: a dynamic entry of port appears in or leaves the table.
+    void charge(PortId port) {
+        if (port < kMaxPorts) __atomic_store_n(&used_[port], used_[port] + 1, __ATOMIC_RELAXED);
+    }
+    void release(PortId port) {
+        if (port < kMaxPorts) __atomic_store_n(&used_[port], used_[port] - 1, __ATOMIC_RELAXED);
+    }
+    // Removes the port's expired entries and notes when the next one can expire.
+    void reclaim(PortId port, uint64_t now_u);
 
     static constexpr int kOptimisticReads = 4;
 
-    Bucket buckets_[kBuckets] = {};
+    static constexpr size_t kDefaultBuckets = kDefaultCapacity / kWays;
+    Bucket default_buckets_[kDefaultBuckets] = {};
+    Bucket* buckets_ = default_buckets_;  // default_buckets_ or set_storage()'s
+    size_t bucket_count_ = kDefaultBuckets;
+    unsigned bucket_shift_ = 64 - __builtin_ctzll(kDefaultBuckets);
     alignas(64) uint32_t seq_ = 0;  // odd while a writer is inside
     mutable Spinlock lock_;
     uint64_t seed_ = 0;
@@ -199,6 +264,13 @@ class Fdb {
     uint64_t learned_ = 0;
     uint64_t moved_ = 0;
     uint64_t full_ = 0;
+    uint64_t limited_ = 0;
+    // Per port: the limit (0 = none), its dynamic entries in the table (live
+    // or expired but not yet removed; changed under the lock), and the time
+    // unit from which one of them may have expired (reclaim() sets it).
+    uint32_t limit_[kMaxPorts] = {};
+    uint32_t used_[kMaxPorts] = {};
+    uint64_t reclaim_at_u_[kMaxPorts] = {};
 };
 
 }  // namespace hv::net

@@ -59,6 +59,11 @@ struct PortConfig {
     uint64_t rate_bytes_per_sec = 0;
     uint32_t burst_bytes = 0;
 
+    // The most MACs the switch learns from this port (one entry per VLAN and
+    // MAC; a static MAC does not count); 0 = no limit. Frames from a new
+    // source MAC beyond it are dropped (mac_limit), as port security does.
+    uint32_t max_macs = 0;
+
     // Per mirror session: which direction of this port it captures.
     MirrorDir mirror[kMaxMirrors] = {};
 };

@@ -11,6 +11,7 @@ const char* drop_reason_name(DropReason r) {
         case DropReason::malformed: return "malformed";
         case DropReason::port_down: return "port_down";
         case DropReason::protected_port: return "protected_port";
+        case DropReason::mac_limit: return "mac_limit";
         case DropReason::count: break;
     }
     return "unknown";

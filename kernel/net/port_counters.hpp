@@ -9,7 +9,7 @@
 //   floods               frames from this port flooded (broadcast, multicast,
 //                        unknown unicast)
 //   fdb_full             frames from this port whose source could not be
-//                        learned because the MAC table was full
+//                        learned because the MAC table was full (forwarded)
 // Every rx frame ends as exactly one of: forwarded (unicast or flood), one
 // ingress drop reason, or filtered silently because its destination was
 // learned on the ingress port itself (802.1Q §8.6.3: never sent back).
@@ -27,6 +27,7 @@ enum class DropReason : uint8_t {
     malformed,       // length, segment count, or a group source MAC
     port_down,       // sent by a port that is administratively down
     protected_port,  // unicast between two protected ports
+    mac_limit,       // a new source MAC from a port that holds its max_macs learned MACs
     count,
 };
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::count);

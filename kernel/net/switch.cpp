@@ -103,6 +103,7 @@ Result<PortId> Switch::add_port(const PortConfig& cfg, PortDriver* driver) {
     uint32_t id = port_count_;
     if (id >= kMaxPorts) return make_error(Errc::no_memory, "switch ports exhausted", kMaxPorts);
     const bool trunk = cfg.vlan_mode == VlanMode::trunk;
+    fdb_.set_port_limit(static_cast<PortId>(id), cfg.max_macs);
     if (cfg.has_static_mac) fdb_.forget_mac(cfg.static_mac.to_u64());
     if (cfg.has_static_mac && !trunk) {
         // The permanent entry; a trunk's are made as it first sends on each VLAN.
@@ -185,6 +186,12 @@ Result<void> Switch::set_hash_seed(uint64_t seed) {
     if (port_count_ != 0) return make_error(Errc::invalid_argument, "hash seed after ports were added");
     fdb_.set_hash_seed(seed);
     return ok_result();
+}
+
+Result<void> Switch::set_fdb_storage(void* mem, size_t bytes, size_t entries) {
+    LockGuard g(admin_lock_);
+    if (port_count_ != 0) return make_error(Errc::invalid_argument, "MAC table storage after ports were added");
+    return fdb_.set_storage(mem, bytes, entries);
 }
 
 PortId Switch::static_owner(uint64_t mac) const {
@@ -303,6 +310,8 @@ void Switch::forward_one(TxBatch& batch, PortId in, const FrameView& frame, uint
             if (owner != kNoPort && owner != in) return drop(ic, DropReason::spoofed);
             LearnResult r = fdb_.learn(vlan, src, in, now_ns, owner == in);
             if (r == LearnResult::static_conflict) return drop(ic, DropReason::spoofed);
+            // Port security's "restrict": the port may not bring in another station.
+            if (r == LearnResult::limit) return drop(ic, DropReason::mac_limit);
             if (r == LearnResult::full) bump(ic.fdb_full);
         } else if (reuse_until_ns != 0 && h.n == kHeadMax) {
             memo = FlowMemo{w0, k1, k2, vlan, dport, gen, reuse_until_ns};
@@ -418,6 +427,7 @@ SwitchStats Switch::stats(uint64_t now_ns) const {
     s.fdb_learned = fdb_.learned_total();
     s.fdb_moved = fdb_.moved_total();
     s.fdb_entries = fdb_.count(now_ns);
+    s.fdb_capacity = fdb_.capacity();
     return s;
 }
 

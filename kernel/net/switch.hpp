@@ -52,13 +52,14 @@ struct SwitchStats {
     uint64_t fdb_learned = 0;  // new MAC table entries
     uint64_t fdb_moved = 0;    // entries that moved to another port
     size_t fdb_entries = 0;    // live entries now
+    size_t fdb_capacity = 0;   // entries the table holds
 };
 
 class Switch {
   public:
     // Validates cfg (VLAN IDs 1..4094, native VLAN among the allowed ones, a
     // unicast static MAC not used by another port, burst >= kMaxFrameLen when
-    // rate limited) and adds the port, administratively up. Ports are never
+    // rate limited) and adds the port, administratively up, with its max_macs. Ports are never
     // removed; the id is the index of the port (0, 1, ...).
     Result<PortId> add_port(const PortConfig& cfg, PortDriver* driver);
     // A port that is down receives nothing and its frames are dropped
@@ -74,6 +75,9 @@ class Switch {
     uint64_t ageing_ns() const { return fdb_.ageing_ns(); }
     // A secret for the MAC table hash; only before the first add_port().
     Result<void> set_hash_seed(uint64_t seed);
+    // A MAC table of `entries` (Fdb::valid_capacity) in mem instead of the
+    // built-in 4096 entries (Fdb::set_storage); only before the first add_port().
+    Result<void> set_fdb_storage(void* mem, size_t bytes, size_t entries);
     // Removes aged-out MAC table entries (they already count as absent); returns how many.
     size_t age(uint64_t now_ns) { return fdb_.age(now_ns); }
 
@@ -95,6 +99,8 @@ class Switch {
     bool port_up(PortId port) const;
     Result<PortCounters> counters(PortId port) const;
     SwitchStats stats(uint64_t now_ns) const;
+    // The port's live learned MACs (what its max_macs limits); walks the table.
+    size_t learned_macs(PortId port, uint64_t now_ns) const { return fdb_.port_count(port, now_ns); }
     // fn(const FdbEntry&) for each live MAC table entry.
     template <typename Fn>
     void for_each_fdb(uint64_t now_ns, Fn&& fn) const {

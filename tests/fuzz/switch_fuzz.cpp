@@ -9,7 +9,11 @@
 //     (VID of the VLAN, priority bits kept) iff the receiver is a trunk and
 //     the VLAN is not its native one; 14..1518 bytes, 1514 when untagged;
 //   - a broadcast reaches exactly the expected set of ports;
-//   - the rx counter of the sender counts every frame; the mirror file parses.
+//   - the rx counter of the sender counts every frame; the mirror file parses;
+//   - per-port MAC limits (a 256-entry table from outside storage): a frame
+//     is dropped as mac_limit exactly when its source is new on the port (not
+//     live there, not the port's static MAC) and the port already holds its
+//     limit of live learned entries, and no port ever holds more.
 // Input: [nports] [4 bytes per port] then operations until the input ends.
 #include <stddef.h>
 #include <stdint.h>
@@ -88,6 +92,10 @@ struct Fuzz {
     size_t nports = 0;
     Expect cur;
     std::vector<uint8_t> mirror_buf = std::vector<uint8_t>(16384);
+    struct alignas(64) Line {
+        uint8_t b[64];
+    };
+    std::vector<Line> fdb_mem = std::vector<Line>(Fdb::storage_bytes(Fdb::kMinCapacity) / sizeof(Line));
 
     bool member(PortId p, uint16_t vlan) const {
         const PortConfig& c = model[p].cfg;
@@ -216,6 +224,8 @@ void setup_ports(Fuzz& fz, Input& in) {
             cfg.burst_bytes = 1518 + 200u * (c3 >> 4);
         }
         cfg.mirror[0] = static_cast<MirrorDir>(c0 >> 4 & 3);
+        cfg.max_macs = c3 >> 2 & 7;  // 0 (no limit) to 7
+        if (c3 & 0x20) cfg.max_macs = 0;
         fz.rx[i].fz = &fz;
         fz.rx[i].id = static_cast<PortId>(i);
         fz.rx[i].behaviour = c3 & 3;
@@ -263,6 +273,8 @@ std::vector<uint8_t> make_frame(Input& in) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Input in{data, size};
     Fuzz fz;
+    if (!fz.sw->set_fdb_storage(fz.fdb_mem.data(), fz.fdb_mem.size() * sizeof(Fuzz::Line), Fdb::kMinCapacity).ok())
+        abort();
     setup_ports(fz, in);
     fz.sw->set_ageing_ns(1'000'000'000);  // 1 s, so time steps age entries out
     if (!fz.sw->start_mirror(0, fz.mirror_buf.data(), fz.mirror_buf.size(), 128).ok()) abort();
@@ -315,8 +327,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
             fz.classify(port, f, v.count, view_len == f.size());
             bool limited = fz.model[port].cfg.rate_bytes_per_sec != 0;
+            // Would learning this source take one of the port's places, and are they all taken?
+            const uint32_t max_macs = fz.model[port].cfg.max_macs;
+            bool over_limit = fz.cur.accepted && max_macs != 0 && fz.static_owner(&f[6]) != port &&
+                              fz.sw->fdb().lookup(fz.cur.vlan, load_mac48(&f[6]), now) != port &&
+                              fz.sw->learned_macs(port, now) >= max_macs;
+            auto before = fz.sw->counters(port);
+            CHECK(before.ok());
+            if (over_limit) fz.cur.accepted = false;  // whatever else happens, nobody gets it
             batch.forward(port, v, now);
             ++rx_expected[port];
+            auto after = fz.sw->counters(port);
+            CHECK(after.ok());
+            uint64_t mac_limited = after->drop(DropReason::mac_limit) - before->drop(DropReason::mac_limit);
+            bool rate_dropped = after->drop(DropReason::rate_limited) != before->drop(DropReason::rate_limited);
+            CHECK(mac_limited == (over_limit && !rate_dropped ? 1u : 0u));
             if (fz.cur.accepted && fz.cur.group_dst && !limited) CHECK(fz.cur.seen_mask == fz.flood_set());
             fz.cur = Expect{};
         }
@@ -324,6 +349,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         auto c = fz.sw->counters(port);
         CHECK(c.ok());
         CHECK(c->rx_packets == rx_expected[port]);
+        for (size_t p = 0; p < fz.nports; ++p)
+            if (uint32_t max = fz.model[p].cfg.max_macs) CHECK(fz.sw->learned_macs(static_cast<PortId>(p), now) <= max);
     }
 
     // Every port's rx counts and the mirror file's structure.

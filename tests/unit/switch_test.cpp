@@ -913,6 +913,116 @@ TEST(Switch, AddPortValidatesItsConfiguration) {
     EXPECT_FALSE(n.sw->set_hash_seed(1).ok());  // too late: ports exist
 }
 
+PortConfig limited(PortConfig c, uint32_t max_macs) {
+    c.max_macs = max_macs;
+    return c;
+}
+
+// 02:00:00:00:NN:NN, stations a guest invents.
+MacAddr invented(uint16_t i) {
+    return MacAddr{{0x02, 0, 0, 0, static_cast<uint8_t>(i >> 8), static_cast<uint8_t>(i)}};
+}
+
+TEST(SwitchMacLimit, NewSourcesBeyondTheLimitAreDroppedAndCountedOthersUnaffected) {
+    Net n;
+    PortId a = n.add(limited(access(1), 3));
+    PortId b = n.add(with_static(access(1), mac(0xB)));
+    PortId c = n.add(access(1));
+    for (uint16_t i = 0; i < 10; ++i) n.send(a, frame(kBroadcast, invented(i)));
+    // The first 3 went out and were learned; the other 7 reached no one.
+    EXPECT_EQ(n.port(b).frames.size(), 3u);
+    EXPECT_EQ(n.port(c).frames.size(), 3u);
+    auto ca = n.counters(a);
+    EXPECT_EQ(ca.rx_packets, 10u);
+    EXPECT_EQ(ca.drop(DropReason::mac_limit), 7u);
+    EXPECT_EQ(ca.floods, 3u);
+    EXPECT_EQ(n.sw->learned_macs(a, 0), 3u);
+    EXPECT_EQ(n.sw->fdb().lookup(1, invented(3).to_u64(), 0), kNoPort);
+    n.clear();
+    // The learned ones still talk, and are reached by unicast.
+    n.send(a, frame(mac(0xB), invented(2)));
+    EXPECT_EQ(n.receivers(), "1");
+    n.send(b, frame(invented(1), mac(0xB)));
+    EXPECT_EQ(n.receivers(), "0,1");
+    // Other ports learn as before: c (no limit) brings in 50 stations.
+    for (uint16_t i = 100; i < 150; ++i) n.send(c, frame(kBroadcast, invented(i)));
+    EXPECT_EQ(n.counters(c).drop(DropReason::mac_limit), 0u);
+    EXPECT_EQ(n.sw->learned_macs(c, 0), 50u);
+    EXPECT_EQ(n.counters(b).drop(DropReason::mac_limit), 0u);
+    EXPECT_EQ(n.sw->stats(0).fdb_entries, 3u + 1u + 50u);  // b's static MAC counts in the table, not in a limit
+}
+
+TEST(SwitchMacLimit, FlushPortDownAndAgeingGiveTheBudgetBack) {
+    Net n;
+    PortId a = n.add(limited(access(1), 2));
+    n.add(access(1));
+    n.sw->set_ageing_ns(10 * kSec);
+    auto sends = [&](uint16_t first, uint16_t count, uint64_t now) {
+        uint64_t before = n.counters(a).drop(DropReason::mac_limit);
+        for (uint16_t i = first; i < first + count; ++i) n.send(a, frame(kBroadcast, invented(i)), now);
+        return count - (n.counters(a).drop(DropReason::mac_limit) - before);  // how many passed
+    };
+    EXPECT_EQ(sends(0, 4, 0), 2u);
+    ASSERT_TRUE(n.sw->flush_fdb(a).ok());
+    EXPECT_EQ(sends(10, 4, 0), 2u);
+    ASSERT_TRUE(n.sw->set_port_up(a, false).ok());
+    ASSERT_TRUE(n.sw->set_port_up(a, true).ok());
+    EXPECT_EQ(sends(20, 4, kSec), 2u);
+    EXPECT_EQ(sends(30, 4, 5 * kSec), 0u);
+    // 11 s after they were learned, the two from 1 s have aged out (nobody swept them).
+    EXPECT_EQ(sends(40, 4, 12 * kSec), 2u);
+    EXPECT_EQ(n.sw->learned_macs(a, 12 * kSec), 2u);
+}
+
+TEST(SwitchMacLimit, AStationMovesOnlyToAPortWithRoom) {
+    Net n;
+    PortId a = n.add(limited(access(1), 1));
+    PortId b = n.add(access(1));
+    PortId c = n.add(access(1));
+    n.send(a, frame(kBroadcast, invented(1)), 0);
+    n.send(b, frame(kBroadcast, invented(2)), 0);
+    // invented(2) moving to a, which holds its 1: refused, it stays behind b.
+    n.send(a, frame(kBroadcast, invented(2)), kSec);
+    EXPECT_EQ(n.counters(a).drop(DropReason::mac_limit), 1u);
+    EXPECT_EQ(n.sw->fdb().lookup(1, invented(2).to_u64(), kSec), b);
+    // invented(1) moves away from a to c: a has room again, for invented(2).
+    n.send(c, frame(kBroadcast, invented(1)), 2 * kSec);
+    EXPECT_EQ(n.sw->learned_macs(a, 2 * kSec), 0u);
+    n.send(a, frame(kBroadcast, invented(2)), 3 * kSec);
+    EXPECT_EQ(n.counters(a).drop(DropReason::mac_limit), 1u);
+    EXPECT_EQ(n.sw->fdb().lookup(1, invented(2).to_u64(), 3 * kSec), a);
+}
+
+TEST(SwitchMacLimit, AStaticMacPortIsNeverLimitedByItsOwnMac) {
+    // A trunk with a static MAC gets one static entry per VLAN it sends on;
+    // none of them counts against max_macs = 1.
+    Net n;
+    PortId t = n.add(limited(with_static(trunk({1, 2, 3, 4}), mac(0x70)), 1));
+    n.add(trunk({1, 2, 3, 4}));
+    for (uint16_t v = 1; v <= 4; ++v) n.send(t, with_tag(frame(kBroadcast, mac(0x70)), v));
+    EXPECT_EQ(n.counters(t).drop(DropReason::mac_limit), 0u);
+    EXPECT_EQ(n.port(1).frames.size(), 4u);
+    EXPECT_EQ(n.sw->learned_macs(t, 0), 0u);
+}
+
+TEST(SwitchFdbSize, StorageFromOutsideSetsTheCapacityOnlyBeforePorts) {
+    Net n;
+    std::vector<uint64_t> mem(Fdb::storage_bytes(256) / 8 + 8);
+    auto* aligned = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(mem.data()) + 63) & ~uintptr_t{63});
+    EXPECT_FALSE(n.sw->set_fdb_storage(aligned, Fdb::storage_bytes(256), 200).ok());
+    ASSERT_TRUE(n.sw->set_fdb_storage(aligned, Fdb::storage_bytes(256), 256).ok());
+    EXPECT_EQ(n.sw->stats(0).fdb_capacity, 256u);
+    PortId a = n.add(access(1));
+    n.add(access(1));
+    EXPECT_FALSE(n.sw->set_fdb_storage(aligned, Fdb::storage_bytes(256), 256).ok());
+    // The table really is that small: 1024 stations fill it exactly.
+    for (uint16_t i = 0; i < 1024; ++i) n.send(a, frame(kBroadcast, invented(i)));
+    auto st = n.sw->stats(0);
+    EXPECT_EQ(st.fdb_entries, 256u);
+    EXPECT_EQ(st.fdb_full, 1024u - 256u);
+    EXPECT_EQ(Switch().stats(0).fdb_capacity, 4096u);
+}
+
 TEST(Switch, EnumNamesAreDistinct) {
     std::set<std::string> names;
     for (size_t r = 0; r < kDropReasonCount; ++r) names.insert(drop_reason_name(static_cast<DropReason>(r)));
@@ -923,6 +1033,8 @@ TEST(Switch, EnumNamesAreDistinct) {
     EXPECT_STREQ(vlan_mode_name(VlanMode::trunk), "trunk");
     EXPECT_STREQ(mirror_dir_name(MirrorDir::both), "both");
     EXPECT_STREQ(learn_result_name(LearnResult::static_conflict), "static_conflict");
+    EXPECT_STREQ(drop_reason_name(DropReason::mac_limit), "mac_limit");
+    EXPECT_STREQ(learn_result_name(LearnResult::limit), "limit");
     EXPECT_STREQ(source_state_name(SourceState::other_static), "other_static");
     EXPECT_STREQ(deliver_result_name(DeliverResult::no_buffer), "no_buffer");
 }
