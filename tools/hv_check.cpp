@@ -118,6 +118,9 @@ void print_network(const char* label, const config::Config& cfg) {
             }
             line += std::string(" protected=") + (p.is_protected ? "yes" : "no") +
                     " anti_spoof=" + (p.anti_spoof ? "yes" : "no");
+            // The limit matters only where the port learns: without anti-spoofing.
+            if (!p.anti_spoof)
+                line += " max_macs=" + (p.max_macs ? std::to_string(p.max_macs) : std::string("unlimited"));
             if (p.rate_bits_per_sec != 0) {
                 config::format_rate(p.rate_bits_per_sec, a, sizeof a);
                 config::format_size(p.burst_bytes, b, sizeof b);

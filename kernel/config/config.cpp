@@ -15,8 +15,8 @@ constexpr const char* kFieldNames[] = {
 static_assert(sizeof kFieldNames / sizeof kFieldNames[0] == static_cast<size_t>(Field::count));
 
 constexpr const char* kPortFieldNames[] = {
-    "name",      "mac",        "vlan_mode",  "vlan",  "allowed_vlans", "native_vlan",
-    "protected", "anti_spoof", "rate_limit", "burst", "mirror",        "mirror_direction",
+    "name",       "mac",        "vlan_mode", "vlan",   "allowed_vlans",    "native_vlan", "protected",
+    "anti_spoof", "rate_limit", "burst",     "mirror", "mirror_direction", "max_macs",
 };
 static_assert(sizeof kPortFieldNames / sizeof kPortFieldNames[0] == static_cast<size_t>(PortField::count));
 
@@ -922,6 +922,7 @@ void Parser::start_port() {
     p.vlan = kMinVlan;
     p.anti_spoof = true;
     p.burst_bytes = kDefaultBurstBytes;
+    p.max_macs = kDefaultMaxMacs;
     p.mirror_direction = MirrorDirection::both;
     p.index = static_cast<uint16_t>(ports_seen_++);
     p.line = line_;
@@ -992,6 +993,9 @@ void Parser::finish_port() {
                                              : "has no effect without a rate_limit");
     if (given(PortField::mirror_direction) && !bad(PortField::mirror_direction) && !given(PortField::mirror))
         fail_at(PortField::mirror_direction, Severity::warning, "has no effect without a mirror");
+    if (given(PortField::max_macs) && !bad(PortField::max_macs) && !bad(PortField::anti_spoof) && p.anti_spoof)
+        fail_at(PortField::max_macs, Severity::warning,
+                "has no effect with anti_spoof = true (the port sends only from its own mac, which is not learned)");
 }
 
 void Parser::start_mirror() {
@@ -1570,6 +1574,11 @@ void Parser::apply_port(PortConfig& p, PortField f) {
                 p.mirror_direction = static_cast<MirrorDirection>(i);
             return;
         }
+        case PortField::max_macs: {
+            uint64_t n = 0;
+            if (int_value(name, 0, kMaxMaxMacs, n)) p.max_macs = static_cast<uint32_t>(n);
+            return;
+        }
         case PortField::count: return;
     }
 }
@@ -1777,9 +1786,10 @@ void Parser::apply_switch(SwitchConfig& s, SwitchField f) {
             return;
         case SwitchField::fdb_size:
             if (!int_value(name, kMinFdbSize, kMaxFdbSize, n)) return;
-            // The table is hashed with a mask.
+            // The hash picks a bucket by its top bits: whole powers of two only.
             if ((n & (n - 1)) != 0) {
-                error(kNoGuest, name, "%llu is not a power of two", static_cast<unsigned long long>(n));
+                error(kNoGuest, name, "%llu is not a power of two (256, 512, ... 65536)",
+                      static_cast<unsigned long long>(n));
                 return;
             }
             s.fdb_size = static_cast<uint32_t>(n);

@@ -63,9 +63,15 @@ constexpr uint64_t kDefaultMirrorBuffer = 256ull << 10;
 constexpr uint32_t kMinMacAgeingS = 10;
 constexpr uint32_t kMaxMacAgeingS = 1'000'000;
 constexpr uint32_t kDefaultMacAgeingS = 300;
+// MAC table entries: a power of two (the hash picks a bucket by its top bits);
+// 65536 entries are 1 MiB of hypervisor memory.
 constexpr uint32_t kMinFdbSize = 256;
 constexpr uint32_t kMaxFdbSize = 65536;
 constexpr uint32_t kDefaultFdbSize = 4096;
+// Learned MACs per port (0 = no limit). The default lets 32 ports together
+// fill at most half of the default table, so no guest can crowd out others.
+constexpr uint32_t kDefaultMaxMacs = 64;
+constexpr uint32_t kMaxMaxMacs = kMaxFdbSize;
 
 constexpr uint32_t kDefaultRestartDelayMs = 100;
 constexpr uint32_t kDefaultRestartDelayMaxMs = 10000;
@@ -116,6 +122,7 @@ enum class PortField : uint8_t {
     burst,
     mirror,
     mirror_direction,
+    max_macs,
     count,
 };
 const char* port_field_name(PortField f);
@@ -136,8 +143,9 @@ struct PortConfig {
     uint64_t burst_bytes;        // token-bucket depth; meaningful only with a rate
     uint8_t mirror_mask;         // bit i: frames are copied to Config::mirrors[i] (a valid one)
     MirrorDirection mirror_direction;
-    uint16_t index;  // place among all ports of the file, in file order (0 .. kMaxPorts - 1)
-    uint32_t line;   // line of its [[guest.port]] header
+    uint32_t max_macs;  // learned source MACs the switch keeps for the port; 0 = no limit
+    uint16_t index;     // place among all ports of the file, in file order (0 .. kMaxPorts - 1)
+    uint32_t line;      // line of its [[guest.port]] header
     uint32_t field_line[static_cast<size_t>(PortField::count)];
 
     uint32_t line_of(PortField f) const { return field_line[static_cast<size_t>(f)]; }

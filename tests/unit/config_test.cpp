@@ -1199,6 +1199,7 @@ TEST(ConfigPort, Defaults) {
     EXPECT_EQ(p.burst_bytes, 64u << 10);
     EXPECT_EQ(p.mirror_mask, 0u);
     EXPECT_EQ(p.mirror_direction, MirrorDirection::both);
+    EXPECT_EQ(p.max_macs, 64u);
     EXPECT_EQ(p.index, 0u);
     EXPECT_EQ(p.line, 8u);
     EXPECT_EQ(p.line_of(PortField::mac), 9u);
@@ -1221,7 +1222,8 @@ TEST(ConfigPort, EveryKey) {
                                     {"rate_limit", "\"250M\""},
                                     {"burst", "\"128K\""},
                                     {"mirror", "[\"cap\", \"ids\"]"},
-                                    {"mirror_direction", "\"rx\""}}) +
+                                    {"mirror_direction", "\"rx\""},
+                                    {"max_macs", "200"}}) +
                           "[[mirror]]\nname = \"ids\"\n[[mirror]]\nname = \"cap\"\n");
     ASSERT_EQ(cfg->diag_count, 0u) << dump(*cfg);
     const PortConfig& p = cfg->guests[0].ports[0];
@@ -1239,6 +1241,8 @@ TEST(ConfigPort, EveryKey) {
     EXPECT_EQ(p.mirror_mask, 0x3u);  // mirrors[0] is "ids", mirrors[1] "cap"
     EXPECT_EQ(p.mirror_direction, MirrorDirection::rx);
     EXPECT_EQ(p.line_of(PortField::mirror_direction), 19u);
+    EXPECT_EQ(p.max_macs, 200u);
+    EXPECT_EQ(p.line_of(PortField::max_macs), 20u);
     EXPECT_EQ(p.line_of(PortField::is_protected), 14u);
     EXPECT_STREQ(hv::config::port_field_name(PortField::is_protected), "protected");
     EXPECT_STREQ(hv::config::vlan_mode_name(VlanMode::trunk), "trunk");
@@ -1576,11 +1580,42 @@ TEST(ConfigPort, Burst) {
               "(unlimited)");
 }
 
+TEST(ConfigPort, MaxMacs) {
+    const std::pair<const char*, uint32_t> good[] = {{"0", 0}, {"1", 1}, {"64", 64}, {"4096", 4096}, {"65536", 65536}};
+    for (const auto& [value, n] : good) {
+        auto cfg = with_port({{"anti_spoof", "false"}, {"max_macs", value}});
+        ASSERT_EQ(cfg->error_count + cfg->warning_count, 0u) << value << "\n" << dump(*cfg);
+        EXPECT_EQ(cfg->guests[0].ports[0].max_macs, n) << value;
+    }
+    const std::pair<const char*, const char*> bad[] = {
+        {"65537", "65537 is out of range (0 to 65536)"},
+        {"-1", "-1 is out of range (0 to 65536)"},
+        {"\"64\"", "must be an integer, not a string"},
+        {"true", "must be an integer, not a boolean"},
+    };
+    for (const auto& [value, text] : bad) {
+        auto cfg = with_port({{"anti_spoof", "false"}, {"max_macs", value}});
+        EXPECT_TRUE(port_error(*cfg, 11, "max_macs", text)) << value;
+    }
+    EXPECT_EQ(fmt_diag(*with_port({{"anti_spoof", "false"}, {"max_macs", "100000"}}), 0),
+              "hv.toml:11: guest 'web': port 'eth0': field 'max_macs': 100000 is out of range (0 to 65536)");
+    // With anti-spoofing (the default) the port learns nothing: a warning, and the port works.
+    auto spoof_safe = with_port({{"max_macs", "8"}});
+    EXPECT_EQ(spoof_safe->error_count, 0u);
+    EXPECT_TRUE(has_diag(*spoof_safe, Severity::warning, 10, 0, "max_macs", "has no effect with anti_spoof = true"));
+    EXPECT_TRUE(spoof_safe->guests[0].valid);
+    EXPECT_EQ(spoof_safe->guests[0].ports[0].max_macs, 8u);
+    // A bad anti_spoof is its own error; no warning is guessed on top of it.
+    auto bad_spoof = with_port({{"anti_spoof", "1"}, {"max_macs", "8"}});
+    EXPECT_TRUE(port_error(*bad_spoof, 10, "anti_spoof", "must be true or false"));
+    EXPECT_EQ(bad_spoof->warning_count, 0u);
+}
+
 TEST(ConfigPort, KeysAndSections) {
     auto unknown = with_port({{"speed", "1"}});
     EXPECT_TRUE(port_error(*unknown, 10, "speed",
                            "unknown key (known: name,mac,vlan_mode,vlan,allowed_vlans,native_vlan,protected,anti_spoof,"
-                           "rate_limit,burst,mirror,mirror_direction)"));
+                           "rate_limit,burst,mirror,mirror_direction,max_macs)"));
     auto guest_key = with_port({{"memory", "\"64M\""}});
     EXPECT_TRUE(port_error(*guest_key, 10, "memory",
                            "unknown key in a port (guest keys go before the guest's first [[guest.port]])"));
@@ -1812,7 +1847,7 @@ TEST(ConfigSwitch, BadValuesKeepTheDefault) {
         {"mac_ageing_s = -300", "-300 is out of range"},
         {"fdb_size = 128", "128 is out of range (256 to 65536)"},
         {"fdb_size = 131072", "131072 is out of range (256 to 65536)"},
-        {"fdb_size = 1000", "1000 is not a power of two"},
+        {"fdb_size = 1000", "1000 is not a power of two (256, 512, ... 65536)"},
         {"fdb_size = 4097", "4097 is not a power of two"},
         {"fdb_size = 4096 4096", "unexpected '4' after the value"},
         {"ports = 8", "unknown key (known: mac_ageing_s,fdb_size)"},
