@@ -132,6 +132,7 @@ net::PortConfig switch_port(const Guest& g, const config::PortConfig& p) {
     c.protected_port = p.is_protected;
     c.rate_bytes_per_sec = p.rate_bits_per_sec / 8;
     c.burst_bytes = static_cast<uint32_t>(p.burst_bytes);
+    c.max_macs = p.max_macs;
     for (size_t m = 0; m < config::kMaxMirrors; ++m)
         if (p.mirror_mask & (1u << m)) c.mirror[m] = mirror_dir(p.mirror_direction);
     return c;
@@ -146,8 +147,20 @@ Result<void> init_switch(const config::Config& cfg, uint64_t tsc_hz) {
     // A secret hash seed: a guest cannot aim its made-up source MACs at one bucket.
     TRY(g_switch.set_hash_seed(x86::rdtsc() * 0x9E3779B97F4A7C15ull));
     g_switch.set_ageing_ns(static_cast<uint64_t>(cfg.switch_config.mac_ageing_s) * 1'000'000'000ull);
-    if (cfg.switch_config.fdb_size != 4096)
-        log::warn("switch", "fdb_size %u: this version's MAC table has 4096 entries", cfg.switch_config.fdb_size);
+    // Any other size than the table built into the switch gets frames of
+    // its own, once, before the first port (the parser allowed only sizes
+    // the table takes).
+    static_assert(config::kMinFdbSize == net::Fdb::kMinCapacity && config::kMaxFdbSize == net::Fdb::kMaxCapacity);
+    static_assert(config::kDefaultFdbSize == net::Fdb::kDefaultCapacity);
+    if (uint32_t entries = cfg.switch_config.fdb_size; entries != net::Fdb::kDefaultCapacity) {
+        size_t bytes = net::Fdb::storage_bytes(entries);
+        auto phys = mm::alloc_frames((bytes + 4095) / 4096);
+        if (phys)
+            TRY(g_switch.set_fdb_storage(mm::phys_to_virt(*phys), bytes, entries));
+        else  // said loudly; switch.start then shows the size in use
+            log::error("switch", "fdb_size %u: no memory for its %zu-byte table; the built-in %zu entries are used",
+                       entries, bytes, net::Fdb::kDefaultCapacity);
+    }
     for (size_t m = 0; m < cfg.mirror_count; ++m) {
         const config::MirrorConfig& mc = cfg.mirrors[m];
         if (!mc.valid) continue;
@@ -164,7 +177,8 @@ Result<void> init_switch(const config::Config& cfg, uint64_t tsc_hz) {
         log::emit(l);
     }
     Line l("switch.start");
-    l.u("mac_ageing_s", cfg.switch_config.mac_ageing_s).u("fdb_entries", 4096).u("mirrors", cfg.mirror_count);
+    l.u("mac_ageing_s", cfg.switch_config.mac_ageing_s).u("fdb_entries", g_switch.fdb().capacity())
+        .u("mirrors", cfg.mirror_count);
     log::emit(l);
     return {};
 }
@@ -241,7 +255,8 @@ void report_ports(const Guest& g) {
             .u("rx_bytes", c->rx_bytes).u("tx_packets", c->tx_packets).u("tx_bytes", c->tx_bytes);
         for (size_t r = 0; r < net::kDropReasonCount; ++r)
             l.u(net::drop_reason_name(static_cast<net::DropReason>(r)), c->drops[r]);
-        l.u("floods", c->floods).u("guest_kicks", n.notifications_received).u("interrupts", n.interrupts_sent)
+        l.u("floods", c->floods).u("macs", g_switch.learned_macs(p.port_, now_ns()))
+            .u("guest_kicks", n.notifications_received).u("interrupts", n.interrupts_sent)
             .u("tx_malformed", n.tx_malformed).u("bad_msi", d->msi.bad()).x("status", p.net_.status());
         // Times the guest's device was marked broken, by reason (kept across
         // resets, so a guest that recovered still shows what it did).
@@ -257,7 +272,8 @@ void report_switch() {
     if (!g_config) return;
     net::SwitchStats s = g_switch.stats(now_ns());
     Line l("switch.stats");
-    l.u("ports", s.ports).u("floods", s.floods).u("fdb_entries", s.fdb_entries).u("fdb_learned", s.fdb_learned)
+    l.u("ports", s.ports).u("floods", s.floods).u("fdb_entries", s.fdb_entries).u("fdb_capacity", s.fdb_capacity)
+        .u("fdb_learned", s.fdb_learned)
         .u("fdb_moved", s.fdb_moved).u("fdb_full", s.fdb_full);
     log::emit(l);
 }
