@@ -6,6 +6,12 @@
 //   last byte flipped), then `count` with its own MAC. A sink behind an
 //   anti-spoofing switch port should count only the second batch.
 //     guest.netbad.spoof sent_spoofed=N sent_own=N spoof_mac=.. own_mac=..
+// mode=macflood: sends `count` UDP frames (to port 9 of peer, or broadcast),
+//   each from another invented source MAC 02:ee:00:NN:NN:NN (N = 1, 2, ...),
+//   as a guest filling the switch's MAC table would, then keeps its NIC
+//   serviced for hold_ms, so its port stays up (a stopped guest's MACs are
+//   flushed) while the test reads the switch's counters.
+//     guest.netbad.macflood sent=N first_mac=.. last_mac=.. drained=yes|no
 // mode=badring: after a normal init, corrupts its own TX ring one way (bad=):
 //   oob   a descriptor whose buffer lies outside the guest's RAM
 //   loop  two descriptors chained to each other (NEXT both ways)
@@ -21,8 +27,9 @@
 //     guest.netbad.tagged tags=10.20 sent=N      (one per stack)
 //     guest.netbad.vlan sent=N drained=yes|no
 //
-//   args: ip=A.B.C.D mode=spoof|badring|vlan [peer=A.B.C.D] [peer_mac=..] [spoof_mac=..] [count=10]
-//         [bad=oob|loop|jump] [wait_ms=200] [tags=VID[.VID],...] [nic=N] [irq=yes|no (default yes)]
+//   args: ip=A.B.C.D mode=spoof|badring|vlan|macflood [peer=A.B.C.D] [peer_mac=..] [spoof_mac=..]
+//         [count=10] [bad=oob|loop|jump] [wait_ms=200] [tags=VID[.VID],...] [hold_ms=0] [nic=N]
+//         [irq=yes|no (default yes)]
 // Exit code 0 when the run completed (whatever the device did), 1 on bad
 // arguments, 2 when the NIC did not come up.
 
@@ -37,9 +44,9 @@ namespace {
 
 constinit hvg::NetIf g_net;
 
-const char* const kKnown[] = {"ip",  "mode",    "peer", "peer_mac", "spoof_mac", "count",
-                              "bad", "wait_ms", "tags", "nic",      "irq",       nullptr};
-const char* const kModes[] = {"spoof", "badring", "vlan", nullptr};
+const char* const kKnown[] = {"ip",      "mode", "peer",    "peer_mac", "spoof_mac", "count", "bad",
+                              "wait_ms", "tags", "hold_ms", "nic",      "irq",       nullptr};
+const char* const kModes[] = {"spoof", "badring", "vlan", "macflood", nullptr};
 const char* const kBad[] = {"oob", "loop", "jump", nullptr};
 
 constexpr size_t kMaxTags = 2;
@@ -160,6 +167,36 @@ int run_vlan(hvg::Args& args) {
     return 0;
 }
 
+int run_macflood(hvg::Args& args) {
+    uint64_t count = args.u64("count", 10, 1, 0xFF'FFFF);
+    uint64_t hold_ms = args.u64("hold_ms", 0, 0, 3'600'000);
+    hvg::net::Ipv4Addr peer;
+    hvg::net::MacAddr dst;
+    if (!destination(args, &peer, &dst)) return 1;
+    auto invented = [](uint64_t n) {
+        return hvg::net::MacAddr{
+            {0x02, 0xEE, 0x00, static_cast<uint8_t>(n >> 16), static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(n)}};
+    };
+    uint64_t sent = 0;
+    for (uint64_t n = 1; n <= count; ++n) sent += send_batch(invented(n), dst, peer, 1);
+    bool drained = g_net.drain_tx(1000);
+    char first[hvg::net::kMacTextLen], last[hvg::net::kMacTextLen];
+    hvg::net::format_mac(invented(1), first);
+    hvg::net::format_mac(invented(count), last);
+    hvg::Event("netbad.macflood")
+        .u("sent", sent)
+        .s("first_mac", first)
+        .s("last_mac", last)
+        .b("drained", drained)
+        .emit();
+    uint64_t end = hvg::NetIf::now() + g_net.ms(hold_ms);
+    while (hvg::NetIf::now() < end) {
+        g_net.poll();
+        g_net.idle(end);
+    }
+    return 0;
+}
+
 // A TX descriptor id the driver does not own right now, or -1.
 int free_tx_id(hvg::SplitQueue& q, int not_this) {
     for (uint16_t id = 0; id < q.size(); ++id)
@@ -249,6 +286,10 @@ extern "C" int guest_main(const hv::abi::BootInfo* info) {
     uint64_t nic = args.u64("nic", 0, 0, 31);
     if (!hvg::report_args(args)) return 1;
     if (!g_net.up(ip, nic, irq)) return 2;
-    if (mode == 0) return run_spoof(args);
-    return mode == 1 ? run_badring(args, *info) : run_vlan(args);
+    switch (mode) {
+        case 0: return run_spoof(args);
+        case 1: return run_badring(args, *info);
+        case 2: return run_vlan(args);
+        default: return run_macflood(args);
+    }
 }

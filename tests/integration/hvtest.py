@@ -733,6 +733,27 @@ def check_ratelimit(c, case):
            f"the sink should get exactly the {seen - limited} frames that passed: {total}")
 
 
+def check_macflood(c, case):
+    check_partitions_end(c, case)
+    expect(c.one("hv.switch.start")["fdb_entries"] == "256", f"fdb_size = 256 not honoured: {c.one('hv.switch.start')}")
+    fl = guest_events(c, "flooder", "guest.netbad.macflood")
+    expect(fl and fl[0][1]["sent"] == "300", f"flooder: {fl}")
+    # Counters on request (stats@), while the flooder still holds its port up
+    # (at the end every guest is stopped and its MACs flushed).
+    mid = c.all("hv.port.stats", guest="flooder")[0]
+    expect(mid["rx_packets"] == "300" and mid["macs"] == "8" and mid["mac_limit"] == "292" and mid["floods"] == "8",
+           f"the switch should learn 8 of the 300 invented MACs and drop the other 292: {mid}")
+    sw = c.all("hv.switch.stats")[0]
+    learned = sum(int(c.all("hv.port.stats", guest=g)[0]["macs"]) for g in ("flooder", "echo", "pinger"))
+    expect(sw["fdb_capacity"] == "256" and sw["fdb_full"] == "0" and sw["fdb_entries"] == str(learned),
+           f"the table should hold only the ports' learned MACs ({learned}) and never fill: {sw}")
+    for g in ("echo", "pinger"):
+        expect(c.all("hv.port.stats", guest=g)[0]["mac_limit"] == "0", f"{g} was limited")
+    done = guest_events(c, "pinger", "guest.ping.done")
+    expect(done and done[0][1]["sent"] == "10" and done[0][1]["received"] == "10",
+           f"the neighbours should keep pinging: {done}")
+
+
 def check_actions(c, case):
     # stop beta @300 ms, start it @700 ms, restart gamma @500 ms; alpha untouched.
     check_partitions_end(c, case)
@@ -866,6 +887,8 @@ case("bochs_net_protected", check_protected, emulator="bochs", boot="iso", cpus=
      config="net_protected.toml", duration_ms=2000)
 case("bochs_net_ratelimit", check_ratelimit, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="net_ratelimit.toml", duration_ms=1500)
+case("bochs_net_macflood", check_macflood, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
+     config="net_macflood.toml", duration_ms=2000, actions="stats@1500")
 case("bochs_guest_actions", check_actions, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
      config="three_hello.toml", duration_ms=1500, actions="stop:beta@300,restart:gamma@500,start:beta@700")
 case("bochs_flood_halt_nmi", check_flood_halt_nmi, emulator="bochs", boot="iso", cpus=4, mem=256, timeout=300,
