@@ -72,8 +72,7 @@ void Fdb::set_ageing_ns(uint64_t ns) {
     write_end();
 }
 
-int Fdb::find(size_t b, uint64_t key) const {
-    const Bucket& bk = buckets_[b];
+int Fdb::find(const Bucket& bk, uint64_t key) const {
     for (size_t w = 0; w < kWays; ++w)
         if (__atomic_load_n(&bk.keys[w], __ATOMIC_RELAXED) == key) return static_cast<int>(w);
     return -1;
@@ -92,12 +91,12 @@ void Fdb::write_end() {
 
 PortId Fdb::lookup(uint16_t vlan, uint64_t mac, uint64_t now_ns) const {
     uint64_t key = make_key(vlan, mac);
-    size_t b = bucket_of(key);
+    const Bucket& bk = buckets_[bucket_of(key)];
     uint64_t now_u = units(now_ns);
     return read_consistent([&]() -> PortId {
-        int w = find(b, key);
+        int w = find(bk, key);
         if (w < 0) return kNoPort;
-        uint64_t v = __atomic_load_n(&buckets_[b].values[w], __ATOMIC_RELAXED);
+        uint64_t v = __atomic_load_n(&bk.values[w], __ATOMIC_RELAXED);
         return expired(v, now_u) ? kNoPort : value_port(v);
     });
 }
@@ -107,7 +106,9 @@ PortId Fdb::forward_lookup(uint16_t vlan, uint64_t src, uint64_t dst, bool want_
     if (reuse_until_ns != nullptr) *reuse_until_ns = 0;
     const uint32_t gen = generation();
     uint64_t skey = make_key(vlan, src), dkey = make_key(vlan, dst);
-    size_t sb = bucket_of(skey), db = bucket_of(dkey);
+    // The buckets' addresses once, outside the retry loop (its fences would reload buckets_).
+    Bucket& sb = buckets_[bucket_of(skey)];
+    const Bucket& db = buckets_[bucket_of(dkey)];
     uint64_t now_u = units(now_ns);
     struct Seen {
         int sw;
@@ -117,11 +118,11 @@ PortId Fdb::forward_lookup(uint16_t vlan, uint64_t src, uint64_t dst, bool want_
     };
     Seen s = read_consistent([&]() -> Seen {
         Seen r{find(sb, skey), 0, kNoPort, 0};
-        if (r.sw >= 0) r.sv = __atomic_load_n(&buckets_[sb].values[r.sw], __ATOMIC_RELAXED);
+        if (r.sw >= 0) r.sv = __atomic_load_n(&sb.values[r.sw], __ATOMIC_RELAXED);
         if (want_dst) {
             int dw = find(db, dkey);
             if (dw >= 0) {
-                uint64_t dv = __atomic_load_n(&buckets_[db].values[dw], __ATOMIC_RELAXED);
+                uint64_t dv = __atomic_load_n(&db.values[dw], __ATOMIC_RELAXED);
                 if (!expired(dv, now_u)) {
                     r.dport = value_port(dv);
                     r.dv = dv;
@@ -149,9 +150,8 @@ PortId Fdb::forward_lookup(uint16_t vlan, uint64_t src, uint64_t dst, bool want_
                 // Only this word changes; if a writer replaced it meanwhile the
                 // CAS fails and the writer's value stands.
                 uint64_t expected = s.sv;
-                reusable =
-                    __atomic_compare_exchange_n(&buckets_[sb].values[s.sw], &expected, make_value(in, false, now_u),
-                                                false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+                reusable = __atomic_compare_exchange_n(&sb.values[s.sw], &expected, make_value(in, false, now_u), false,
+                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED);
                 seen = now_u;
             }
             until_u = seen + refresh_u + 1;
@@ -179,11 +179,10 @@ bool Fdb::at_limit(PortId port, uint64_t now_u, bool* sweep_due) const {
 }
 
 LearnResult Fdb::try_learn(uint64_t key, PortId port, uint64_t now_u, bool make_static, bool* sweep_due) {
-    size_t b = bucket_of(key);
-    Bucket& bk = buckets_[b];
+    Bucket& bk = buckets_[bucket_of(key)];
     LearnResult result;
     write_begin();
-    int w = find(b, key);
+    int w = find(bk, key);
     if (w >= 0) {
         uint64_t v = __atomic_load_n(&bk.values[w], __ATOMIC_RELAXED);  // readers CAS it
         bool live = !expired(v, now_u);

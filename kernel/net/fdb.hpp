@@ -232,7 +232,7 @@ class Fdb {
     template <typename Dead>
     size_t remove_if(Dead&& dead);
     // Way of key in bucket b, or -1. Relaxed loads: inside read_consistent or under the lock.
-    int find(size_t b, uint64_t key) const;
+    int find(const Bucket& bk, uint64_t key) const;
     // One attempt of learn(). When the port is at its limit and one of its
     // entries may have expired since its last sweep, sets *sweep_due (if given).
     LearnResult try_learn(uint64_t key, PortId port, uint64_t now_u, bool make_static, bool* sweep_due);
@@ -252,11 +252,11 @@ class Fdb {
 
     static constexpr size_t kDefaultBuckets = kDefaultCapacity / kWays;
     Bucket default_buckets_[kDefaultBuckets] = {};
-    Bucket* buckets_ = default_buckets_;  // default_buckets_ or set_storage()'s
-    size_t bucket_count_ = kDefaultBuckets;
-    unsigned bucket_shift_ = 64 - __builtin_ctzll(kDefaultBuckets);
+    // What every lookup reads besides its buckets, in one cache line.
     alignas(64) uint32_t seq_ = 0;  // odd while a writer is inside
     mutable Spinlock lock_;
+    Bucket* buckets_ = default_buckets_;  // default_buckets_ or set_storage()'s; fixed once ports exist
+    unsigned bucket_shift_ = 64 - __builtin_ctzll(kDefaultBuckets);
     uint64_t seed_ = 0;
     uint64_t ageing_ns_ = kDefaultAgeingNs;  // as set; the data path uses ageing_u_
     uint64_t ageing_u_ = kDefaultAgeingNs >> kTimeShift;
@@ -265,6 +265,7 @@ class Fdb {
     uint64_t moved_ = 0;
     uint64_t full_ = 0;
     uint64_t limited_ = 0;
+    size_t bucket_count_ = kDefaultBuckets;
     // Per port: the limit (0 = none), its dynamic entries in the table (live
     // or expired but not yet removed; changed under the lock), and the time
     // unit from which one of them may have expired (reclaim() sets it).
