@@ -87,7 +87,10 @@ bool destination(hvg::Args& args, hvg::net::Ipv4Addr* peer, hvg::net::MacAddr* d
     bool have_peer = args.ipv4("peer", false, peer);
     bool have_mac = args.mac("peer_mac", false, dst);
     if (!hvg::report_args(args)) return false;
-    if (have_peer && !have_mac && !g_net.resolve(*peer, 3000, dst)) {
+    // 10 s: the peer may still be booting, and where no hypervisor gives the
+    // TSC rate (the QEMU driver test) the runtime assumes 1 GHz, so on a
+    // 2 GHz host this is 5 s of real time.
+    if (have_peer && !have_mac && !g_net.resolve(*peer, 10000, dst)) {
         hvg::Event("netbad.error").s("what", "arp_timeout").emit();
         return false;
     }
