@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 
+#include "kernel/lib/bytes.hpp"
 #include "kernel/net/frame.hpp"
 #include "kernel/net/switch.hpp"
 #include "kernel/net/tx_batch.hpp"
@@ -26,23 +27,16 @@ namespace {
 // The head is compared in the pieces the switch wrote it in (8, 8 and 2
 // bytes, or 8, 4 and 2): a load spanning two of those stores would stall on
 // store-to-load forwarding. Any other head length is taken as changed.
-template <typename T>
-T load(const uint8_t* p) {
-    T v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-}
-
 bool unchanged(const net::OutFrame& f) {
     if (f.src.count != 1 || f.head_len != f.src_offset || f.src.segs[0].len != f.src.len) return false;
     const uint8_t* a = f.head;
     const uint8_t* b = f.src.segs[0].data;
     if (f.head_len == net::kHeadMax)
-        return ((load<uint64_t>(a) ^ load<uint64_t>(b)) | (load<uint64_t>(a + 8) ^ load<uint64_t>(b + 8)) |
-                (load<uint16_t>(a + 16) ^ load<uint16_t>(b + 16))) == 0;
+        return ((load_u64(a) ^ load_u64(b)) | (load_u64(a + 8) ^ load_u64(b + 8)) |
+                (load_u16(a + 16) ^ load_u16(b + 16))) == 0;
     if (f.head_len == net::kEthHeaderLen)
-        return ((load<uint64_t>(a) ^ load<uint64_t>(b)) | (load<uint32_t>(a + 8) ^ load<uint32_t>(b + 8)) |
-                (load<uint16_t>(a + 12) ^ load<uint16_t>(b + 12))) == 0;
+        return ((load_u64(a) ^ load_u64(b)) | (load_u32(a + 8) ^ load_u32(b + 8)) |
+                (load_u16(a + 12) ^ load_u16(b + 12))) == 0;
     return false;
 }
 
